@@ -1,0 +1,5 @@
+import sys
+
+from babelwatch.cli import main
+
+sys.exit(main())

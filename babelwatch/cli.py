@@ -1,0 +1,102 @@
+"""The ``babelwatch`` command. Subcommands import their modules lazily so ``--help`` stays fast."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SAMPLE = Path(__file__).resolve().parent / "demo" / "sample_events.jsonl"
+
+
+def _topic(settings, name: str) -> str:
+    aliases = {
+        "events": settings.topic_events,
+        "scored": settings.topic_scored,
+        "alerts": settings.topic_alerts,
+        "deadletter": settings.topic_deadletter,
+    }
+    return aliases.get(name, name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from babelwatch import logs
+    from babelwatch.settings import get_settings
+
+    ap = argparse.ArgumentParser(prog="babelwatch", description="Real-time multilingual sentiment monitor")
+    ap.add_argument("--log-level", default="info")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    sub.add_parser("worker", help="run the Faust worker (needs broker, Redis, Triton)")
+
+    p = sub.add_parser("produce", help="replay a JSON-lines file of events into the events topic")
+    p.add_argument("file", nargs="?", default=str(SAMPLE))
+    p.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
+    p.add_argument("--topic", default="events")
+
+    p = sub.add_parser("tail", help="print a topic's records: events, scored, alerts, deadletter or a name")
+    p.add_argument("topic")
+    p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+
+    p = sub.add_parser("up", help="start broker, Redis, Triton and a worker locally; Ctrl-C stops all")
+    p.add_argument("--no-worker", action="store_true")
+
+    p = sub.add_parser("demo", help="local stack + sample multilingual stream with a burst + live table")
+    p.add_argument("--rate", type=float, default=8.0)
+    p.add_argument("--window", type=int, default=5, help="window seconds for the demo")
+    p.add_argument("--file", default=str(SAMPLE))
+
+    p = sub.add_parser("bench", help="benchmarks")
+    bsub = p.add_subparsers(dest="bench", required=True)
+    b = bsub.add_parser("pipeline", help="raw consume->produce vs the pipeline on the same broker")
+    b.add_argument("--events", type=int, default=20_000)
+    b.add_argument("--real-events", type=int, default=3_000)
+
+    p = sub.add_parser("model", help="model artifacts")
+    msub = p.add_subparsers(dest="model", required=True)
+    m = msub.add_parser("build", help="train the skeleton model into triton_repo/ (cached)")
+    m.add_argument("--force", action="store_true")
+
+    args = ap.parse_args(argv)
+    logs.setup(args.log_level)
+    settings = get_settings()
+
+    if args.cmd == "worker":
+        from babelwatch.worker import run_worker
+
+        run_worker()
+        return 0
+    if args.cmd == "produce":
+        from babelwatch.replay import replay
+
+        replay(Path(args.file), settings.bootstrap, _topic(settings, args.topic), rate=args.rate)
+        return 0
+    if args.cmd == "tail":
+        from babelwatch.tail import tail
+
+        try:
+            tail(settings.bootstrap, _topic(settings, args.topic), timeout_s=args.timeout)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    if args.cmd == "up":
+        from babelwatch.demo.run import up
+
+        return up(settings, with_worker=not args.no_worker)
+    if args.cmd == "demo":
+        from babelwatch.demo.run import demo
+
+        return demo(settings, file=Path(args.file), rate=args.rate, window_s=args.window)
+    if args.cmd == "bench":
+        from babelwatch.bench.pipeline import run as bench_pipeline
+
+        return bench_pipeline(settings, n_events=args.events, n_real=args.real_events)
+    if args.cmd == "model":
+        from babelwatch.model_build import build
+
+        build(force=args.force)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The data contract: what comes in (Event), what goes out (Scored, Alert, DeadLetter).
+
+Kept free of Kafka and Faust so every worker and the CLI can use it alone.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+
+LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
+Label = Literal["negative", "neutral", "positive"]
+UNDETERMINED = "und"
+ALL_LANGS = "*"
+
+_BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+_SOURCE = re.compile(r"^[A-Za-z0-9_.\-]{1,50}$")
+
+
+class Limits(BaseModel):
+    """Input size limits, passed as validation context so they come from Settings."""
+
+    max_text_chars: int = 10_000
+    max_image_bytes: int = 1_000_000
+    max_meta_keys: int = 50
+
+
+class Event(BaseModel):
+    """One text and/or image event, e.g. a news headline or a social post about a topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: StrictStr = Field(min_length=1, max_length=200)
+    source: StrictStr = Field(description="news, social, ...")
+    topic: StrictStr = Field(min_length=1, max_length=200, description="what is monitored: ticker, brand")
+    text: StrictStr = ""
+    lang: StrictStr | None = Field(None, description="BCP-47; detected when absent")
+    image_b64: StrictStr | None = Field(None, description="inline image bytes, base64")
+    image_url: StrictStr | None = Field(None, max_length=2048, description="kept, fetched only if enabled")
+    ts: float = Field(description="event time, epoch seconds (ISO-8601 accepted)")
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if not _SOURCE.match(v):
+            raise ValueError("source must be 1-50 chars of [A-Za-z0-9_.-]")
+        return v
+
+    @field_validator("lang")
+    @classmethod
+    def _lang(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not _BCP47.match(v):
+            raise ValueError(f"lang {v[:20]!r} is not a BCP-47 tag")
+        primary, _, rest = v.partition("-")
+        return primary.lower() + ("-" + rest if rest else "")
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _ts(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                raise ValueError("ts must be epoch seconds or ISO-8601") from None
+        if isinstance(v, bool):
+            raise ValueError("ts must be a number")
+        return v
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str, info) -> str:
+        limits: Limits = (info.context or {}).get("limits") or Limits()
+        if len(v) > limits.max_text_chars:
+            raise ValueError(f"text longer than {limits.max_text_chars} chars")
+        return v
+
+    @field_validator("image_b64")
+    @classmethod
+    def _image(cls, v: str | None, info) -> str | None:
+        if v is None:
+            return None
+        limits: Limits = (info.context or {}).get("limits") or Limits()
+        if len(v) > (limits.max_image_bytes * 4) // 3 + 4:
+            raise ValueError(f"image larger than {limits.max_image_bytes} bytes")
+        try:
+            base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("image_b64 is not valid base64") from None
+        return v
+
+    @field_validator("meta")
+    @classmethod
+    def _meta(cls, v: dict, info) -> dict:
+        limits: Limits = (info.context or {}).get("limits") or Limits()
+        if len(v) > limits.max_meta_keys:
+            raise ValueError(f"meta has more than {limits.max_meta_keys} keys")
+        return v
+
+    @model_validator(mode="after")
+    def _has_content(self) -> "Event":
+        if not self.text.strip() and self.image_b64 is None:
+            raise ValueError("event has neither text nor image")
+        return self
+
+    def image_bytes(self) -> bytes | None:
+        return base64.b64decode(self.image_b64) if self.image_b64 is not None else None
+
+
+class Scored(BaseModel):
+    """One scored event, written to the scored topic."""
+
+    id: str
+    topic: str
+    source: str
+    lang: str
+    lang_detected: bool = Field(description="True when lang came from language identification")
+    label: Label
+    probabilities: dict[str, float]
+    sentiment: float = Field(description="p(positive) - p(negative), in [-1, 1]")
+    modalities: list[str]
+    model: str
+    ts: float
+    scored_at: float
+
+
+class Alert(BaseModel):
+    """An anomaly on a topic's window series, written to the alerts topic."""
+
+    id: str
+    detector: str
+    topic: str
+    lang: str = ALL_LANGS
+    window_start: float
+    window_s: int
+    value: float
+    baseline: float
+    score: float
+    threshold: float
+    severity: Literal["info", "warning", "critical"]
+    message: str
+    fired_at: float
+
+
+class DeadLetter(BaseModel):
+    """An input that could not be processed, with a machine-readable reason and the raw payload."""
+
+    reason: Literal["not_json", "not_object", "invalid_event", "too_large", "scoring_failed"]
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    raw: str = Field(description="the payload as received (utf-8, invalid bytes replaced)")
+    event_id: str | None = None
+    source_topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    received_at: float

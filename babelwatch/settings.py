@@ -1,0 +1,64 @@
+"""The one configuration object. Every knob is an environment variable ``BABELWATCH_<NAME>``."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BABELWATCH_", extra="ignore")
+
+    # --- connections -------------------------------------------------------------------------
+    broker_url: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap, kafka://host:port[,host:port]")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    triton_url: str = Field("127.0.0.1:8001", description="Triton gRPC endpoint host:port")
+    triton_model: str = "fusion"
+    triton_timeout_s: float = 30.0
+
+    # --- topics --------------------------------------------------------------------------------
+    app_id: str = "babelwatch"
+    topic_events: str = "babelwatch.events"
+    topic_scored: str = "babelwatch.scored"
+    topic_alerts: str = "babelwatch.alerts"
+    topic_deadletter: str = "babelwatch.deadletter"
+    topic_partitions: int = 4
+
+    # --- micro-batching ------------------------------------------------------------------------
+    batch_size: int = Field(64, ge=1, le=4096)
+    batch_wait_s: float = Field(0.05, gt=0, description="longest wait to fill a batch")
+
+    # --- windows -------------------------------------------------------------------------------
+    window_s: int = Field(60, ge=1, description="tumbling window length")
+    window_retention: int = Field(120, ge=2, description="windows kept per key (TTL = window_s * this)")
+    redis_prefix: str = "bw"
+
+    # --- detector ------------------------------------------------------------------------------
+    spike_history: int = Field(5, ge=2, description="closed windows the volume-spike baseline uses")
+    spike_min_history: int = Field(3, ge=1, description="no alert before this many closed windows")
+    spike_threshold: float = Field(4.0, gt=0, description="robust z-score that fires")
+    spike_min_count: int = Field(20, ge=1, description="no alert for windows smaller than this")
+
+    # --- input limits --------------------------------------------------------------------------
+    max_event_bytes: int = 2_000_000
+    max_text_chars: int = 10_000
+    max_image_bytes: int = 1_000_000
+    fetch_image_urls: bool = False
+
+    # --- local stack ---------------------------------------------------------------------------
+    run_dir: Path = REPO_ROOT / ".run"
+    triton_repo: Path = REPO_ROOT / "triton_repo" / "models"
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port list without the ``kafka://`` scheme, as aiokafka and kafka-python want it."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker_url.split(","))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

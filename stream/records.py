@@ -1,0 +1,17 @@
+"""How records ride on Kafka: compact JSON bytes, keyed so related records share a partition."""
+from __future__ import annotations
+
+import orjson
+from pydantic import BaseModel
+
+from babelwatch.schema import Alert, DeadLetter, Scored
+
+
+def encode(record: BaseModel) -> bytes:
+    return orjson.dumps(record.model_dump(mode="json"))
+
+
+def key_of(record: Scored | Alert | DeadLetter) -> bytes | None:
+    if isinstance(record, (Scored, Alert)):
+        return record.topic.encode()
+    return record.event_id.encode() if record.event_id else None

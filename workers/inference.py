@@ -1,0 +1,126 @@
+"""Scoring through Triton: one gRPC call per micro-batch, raw text and image bytes in.
+
+Tokenization and featurization live in the served model, so this client only packs bytes. A batch
+larger than the model's ``max_batch_size`` is split into chunks sent concurrently (Triton's dynamic
+batcher may merge them again). When Triton is unreachable the call is retried with backoff: the
+stream pauses instead of dropping events.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from babelwatch.schema import LABELS
+
+log = logging.getLogger("babelwatch.inference")
+
+TEXT_USED, IMAGE_USED = 1, 2
+
+
+@dataclass(frozen=True)
+class ScoreInput:
+    text: str
+    image: bytes | None
+    lang: str
+
+
+@dataclass(frozen=True)
+class ScoreOutput:
+    probabilities: dict[str, float]
+    label: str
+    modalities: list[str]
+
+
+class Scorer(Protocol):
+    model_id: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def score(self, batch: Sequence[ScoreInput]) -> list[ScoreOutput]: ...
+
+
+def decode_outputs(probs: np.ndarray, modalities: np.ndarray) -> list[ScoreOutput]:
+    out = []
+    for row, mod in zip(probs, modalities.reshape(-1)):
+        used = [name for bit, name in ((TEXT_USED, "text"), (IMAGE_USED, "image")) if int(mod) & bit]
+        out.append(
+            ScoreOutput(
+                probabilities={label: float(p) for label, p in zip(LABELS, row)},
+                label=LABELS[int(np.argmax(row))],
+                modalities=used,
+            )
+        )
+    return out
+
+
+class TritonScorer:
+    def __init__(self, url: str, model: str, timeout_s: float = 30.0, max_retries: int | None = None) -> None:
+        self.url = url
+        self.model = model
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries  # None: retry until Triton answers (pause, never drop)
+        self.model_id = model
+        self.max_batch_size = 0
+        self._client = None
+
+    async def start(self) -> None:
+        import tritonclient.grpc.aio as grpcclient
+
+        self._client = grpcclient.InferenceServerClient(self.url)
+        meta = await self._retry(lambda: self._client.get_model_metadata(self.model, as_json=True), "metadata")
+        config = await self._retry(lambda: self._client.get_model_config(self.model, as_json=True), "config")
+        self.max_batch_size = int(config["config"].get("max_batch_size", 0)) or 1
+        self.model_id = f"{self.model}:{max(meta.get('versions') or ['1'], key=int)}"
+        log.info("triton model ready", extra={"model": self.model_id, "max_batch_size": self.max_batch_size})
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def score(self, batch: Sequence[ScoreInput]) -> list[ScoreOutput]:
+        if not batch:
+            return []
+        chunks = [batch[i : i + self.max_batch_size] for i in range(0, len(batch), self.max_batch_size)]
+        results = await asyncio.gather(*(self._retry(lambda c=c: self._infer(c), "infer") for c in chunks))
+        return [item for chunk in results for item in chunk]
+
+    async def _infer(self, chunk: Sequence[ScoreInput]) -> list[ScoreOutput]:
+        import tritonclient.grpc.aio as grpcclient
+
+        n = len(chunk)
+        arrays = {
+            "TEXT": np.array([x.text.encode("utf-8") for x in chunk], dtype=np.object_).reshape(n, 1),
+            "IMAGE": np.array([x.image or b"" for x in chunk], dtype=np.object_).reshape(n, 1),
+            "LANG": np.array([x.lang.encode() for x in chunk], dtype=np.object_).reshape(n, 1),
+        }
+        inputs = []
+        for name, arr in arrays.items():
+            tensor = grpcclient.InferInput(name, list(arr.shape), "BYTES")
+            tensor.set_data_from_numpy(arr)
+            inputs.append(tensor)
+        outputs = [grpcclient.InferRequestedOutput("PROBS"), grpcclient.InferRequestedOutput("MODALITIES")]
+        result = await self._client.infer(self.model, inputs, outputs=outputs, client_timeout=self.timeout_s)
+        probs = result.as_numpy("PROBS")
+        if probs is None or probs.shape != (n, len(LABELS)):
+            raise RuntimeError(f"triton returned PROBS of shape {None if probs is None else probs.shape} for {n} inputs")
+        return decode_outputs(probs, result.as_numpy("MODALITIES"))
+
+    async def _retry(self, call, what: str):
+        from tritonclient.utils import InferenceServerException
+
+        delay, attempt = 0.2, 0
+        while True:
+            try:
+                return await call()
+            except InferenceServerException as exc:
+                attempt += 1
+                if self.max_retries is not None and attempt > self.max_retries:
+                    raise
+                log.warning("triton %s failed (attempt %d), retrying in %.1fs: %s", what, attempt, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)

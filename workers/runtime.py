@@ -1,0 +1,55 @@
+"""Builds the batch processor from Settings and owns its connections (start/stop)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis.asyncio as aioredis
+
+from babelwatch.schema import Limits
+from babelwatch.settings import Settings
+from workers.alerts import AlertGate
+from workers.detectors.volume_spike import VolumeSpike
+from workers.inference import TritonScorer
+from workers.language import LinguaIdentifier
+from workers.pipeline import BatchProcessor
+from workers.validate import EventValidator
+from workers.windows import WindowStore
+
+log = logging.getLogger("babelwatch.runtime")
+
+
+class PipelineRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis: aioredis.Redis | None = None
+        self.scorer: TritonScorer | None = None
+        self.processor: BatchProcessor | None = None
+
+    async def start(self) -> BatchProcessor:
+        s = self.settings
+        self.redis = aioredis.from_url(s.redis_url)
+        await self.redis.ping()
+        self.scorer = TritonScorer(s.triton_url, s.triton_model, timeout_s=s.triton_timeout_s)
+        await self.scorer.start()
+        # lingua loads its models for ~0.5 s: keep it off the event loop
+        langid = await asyncio.to_thread(LinguaIdentifier)
+        self.processor = BatchProcessor(
+            validator=EventValidator(
+                Limits(max_text_chars=s.max_text_chars, max_image_bytes=s.max_image_bytes), s.max_event_bytes
+            ),
+            langid=langid,
+            scorer=self.scorer,
+            windows=WindowStore(self.redis, s.window_s, s.window_retention, s.redis_prefix, s.spike_history),
+            detectors=[VolumeSpike(s.spike_threshold, s.spike_min_history, s.spike_min_count)],
+            gate=AlertGate(self.redis, s.redis_prefix),
+        )
+        log.info("pipeline ready (model %s)", self.scorer.model_id)
+        return self.processor
+
+    async def stop(self) -> None:
+        if self.scorer is not None:
+            await self.scorer.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+        self.processor = None
