@@ -1,0 +1,1 @@
+"""Benchmarks (``babelwatch bench ...``): measured against the local stack, never against mocks."""

@@ -1,0 +1,592 @@
+"""``babelwatch bench pipeline``: the pipeline's throughput against a raw Kafka loop on the same broker.
+
+One run starts ONE local stack (a fresh Tansu broker, the machine's Redis with a unique key prefix,
+one Triton serving ``triton_repo/models``) and measures, each phase on its own topics:
+
+  (a) raw      an aiokafka consume -> json parse -> batched send -> wait-for-delivery loop (the
+               ceiling any Python consumer on this broker can reach; the baseline);
+  (b) cheap    the real worker (``python -m babelwatch worker``) with the trivially cheap Triton
+               model: everything but the model is measured;
+  (c) fusion   the same with the real skeleton model, on fewer events since it is slower;
+  (d) latency  a short paced run of (b)'s setup at ~50% of (b)'s throughput: event ``ts`` = send
+               time, latency = time this process receives the scored record - ``ts`` (an upper
+               bound of produce -> window update: windows are written before the record is sent).
+
+Input events are produced BEFORE each consumer starts, so the consumer drains a backlog and its
+throughput, not the producer's, is measured. Throughput = events / (time of the last output -
+time the consumer started processing); for the worker phases the clock starts when the worker has
+joined its consumer group (``WorkerProcess.start`` returned). CPU seconds of the worker, broker,
+Triton (server + backend stubs), Redis and this process are read from /proc around each phase.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import orjson
+
+log = logging.getLogger("babelwatch.bench")
+
+SAMPLE = Path(__file__).resolve().parents[1] / "demo" / "sample_events.jsonl"
+PARTITIONS = 4
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+STALL_S = 60.0  # no new output for this long: the phase failed
+
+
+# --------------------------------------------------------------------------------------- events
+def load_templates(path: Path = SAMPLE) -> list[dict]:
+    """The sample file's lines that the worker's own validator accepts (stamped with a ts)."""
+    from babelwatch.schema import Event, Limits
+    from workers.validate import EventValidator
+
+    validator = EventValidator(Limits())
+    templates, skipped = [], 0
+    now = time.time()
+    for raw in path.read_bytes().splitlines():
+        if not raw.strip():
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            skipped += 1
+            continue
+        if not isinstance(obj, dict):
+            skipped += 1
+            continue
+        obj["ts"] = now
+        if isinstance(validator.validate(orjson.dumps(obj)), Event):
+            templates.append(obj)
+        else:
+            skipped += 1
+    if not templates:
+        raise RuntimeError(f"no valid events in {path}")
+    log.info("event templates: %d valid lines of %s (%d invalid skipped)", len(templates), path.name, skipped)
+    return templates
+
+
+def make_event(template: dict, event_id: str, ts: float) -> bytes:
+    ev = dict(template)
+    ev["id"] = event_id
+    ev["ts"] = ts
+    return orjson.dumps(ev)
+
+
+def make_events(templates: Sequence[dict], n: int, tag: str) -> tuple[list[bytes], set[str]]:
+    now = time.time()
+    payloads, ids = [], set()
+    for i, tpl in zip(range(n), itertools.cycle(templates)):
+        event_id = f"{tag}-{i:07d}"
+        payloads.append(make_event(tpl, event_id, now))
+        ids.add(event_id)
+    return payloads, ids
+
+
+# ------------------------------------------------------------------------------------------ cpu
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces: split after its closing parenthesis
+    return data[data.rindex(")") + 2 :].split()
+
+
+def proc_cpu(pid: int | None) -> float:
+    """utime + stime of one process (all its threads), in seconds; 0 when it is gone."""
+    f = _stat_fields(pid) if pid else None
+    return (int(f[11]) + int(f[12])) / CLK_TCK if f else 0.0
+
+
+def group_cpu(pgid: int | None) -> float:
+    """utime + stime of every live process in a process group (Triton server + its stubs)."""
+    if not pgid:
+        return 0.0
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        f = _stat_fields(int(name))
+        if f and int(f[2]) == pgid:
+            total += int(f[11]) + int(f[12])
+    return total / CLK_TCK
+
+
+def find_pid(comm: str) -> int | None:
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if Path(f"/proc/{name}/comm").read_text().strip() == comm:
+                    return int(name)
+            except OSError:
+                continue
+    return None
+
+
+def self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class CpuMeter:
+    """CPU seconds per component between two snapshots."""
+
+    def __init__(self, stack, redis_pid: int | None) -> None:
+        self.stack = stack
+        self.redis_pid = redis_pid
+
+    def snapshot(self, worker_pid: int | None = None) -> dict[str, float]:
+        triton = self.stack.triton.process.pid if self.stack.triton and self.stack.triton.process else None
+        return {
+            "worker": proc_cpu(worker_pid) if worker_pid else 0.0,
+            "broker": proc_cpu(self.stack.broker.process.pid),
+            "triton": group_cpu(triton),
+            "redis": proc_cpu(self.redis_pid),
+            "bench": self_cpu(),
+        }
+
+    @staticmethod
+    def diff(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+        return {k: b[k] - a[k] for k in a}
+
+
+# -------------------------------------------------------------------------------------- results
+@dataclass
+class PhaseResult:
+    name: str
+    events: int
+    seconds: float
+    cpu: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+
+@dataclass
+class LatencyResult:
+    events: int
+    rate: float
+    latencies_ms: list[float]
+
+    def pct(self, q: float) -> float:
+        xs = sorted(self.latencies_ms)
+        return xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs) + 0.5) - 1))]
+
+
+# ---------------------------------------------------------------------------------------- kafka
+async def produce_all(bootstrap: str, topic: str, payloads: Sequence[bytes]) -> float:
+    """Send everything and wait for delivery; returns seconds taken."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    t0 = time.monotonic()
+    try:
+        futures = [await producer.send(topic, p) for p in payloads]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    took = time.monotonic() - t0
+    log.info("pre-produced %d events to %s in %.2fs (%.0f/s)", len(payloads), topic, took, len(payloads) / took)
+    return took
+
+
+async def raw_loop(bootstrap: str, src: str, dst: str, n: int, group: str) -> tuple[float, float, float]:
+    """Phase (a): consume n events, parse, re-encode, send in batches, wait for delivery, commit.
+
+    Returns (t_start, t_last_delivered, seconds) on the monotonic clock; t_start is when the
+    consumer group gave this consumer its partitions.
+    """
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+
+    started: dict[str, float] = {}
+
+    class Listener(ConsumerRebalanceListener):
+        async def on_partitions_revoked(self, revoked):
+            pass
+
+        async def on_partitions_assigned(self, assigned):
+            started.setdefault("t", time.monotonic())
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+        session_timeout_ms=10_000, heartbeat_interval_ms=1_000, rebalance_timeout_ms=10_000,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    await consumer.start()
+    try:
+        consumer.subscribe([src], listener=Listener())
+        done, last = 0, time.monotonic()
+        while done < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            futures = []
+            for msgs in batches.values():
+                for m in msgs:
+                    ev = orjson.loads(m.value)
+                    out = {"id": ev["id"], "topic": ev["topic"], "ts": ev["ts"], "processed_at": time.time()}
+                    futures.append(await producer.send(dst, orjson.dumps(out), key=ev["topic"].encode()))
+            if futures:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+                done += len(futures)
+                last = time.monotonic()
+            elif time.monotonic() - last > STALL_S:
+                raise RuntimeError(f"raw loop stalled at {done}/{n} events")
+        t_end = time.monotonic()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    t0 = started.get("t", t_end)
+    return t0, t_end, t_end - t0
+
+
+class OutputWatcher:
+    """Reads a worker's scored and dead-letter topics from the beginning while a phase runs.
+
+    Counts scored records whose id is in ``expect`` (duplicates once), remembers when the first and
+    last were received, and records receive-time - ``ts`` per id for latency runs.
+    """
+
+    def __init__(self, bootstrap: str, scored: str, dead: str) -> None:
+        self.bootstrap, self.scored, self.dead = bootstrap, scored, dead
+        self.seen: set[str] = set()
+        self.expect: set[str] = set()
+        self.latency_ms: dict[str, float] = {}
+        self.duplicates = 0
+        self.dead_count = 0
+        self.dead_samples: list[bytes] = []
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.scored_at: list[float] = []
+        self._consumer = None
+        self._task: asyncio.Task | None = None
+        self._progress = asyncio.Event()
+
+    async def start(self) -> "OutputWatcher":
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=20,  # bounds the receive-time error
+        )
+        await self._consumer.start()
+        self._consumer.assign(
+            [TopicPartition(self.scored, p) for p in range(PARTITIONS)] + [TopicPartition(self.dead, 0)]
+        )
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    def watch(self, ids: set[str]) -> None:
+        self.expect |= ids
+
+    @property
+    def count(self) -> int:
+        return len(self.seen & self.expect) if self.seen else 0
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
+            now_mono, now_wall = time.monotonic(), time.time()
+            for tp, msgs in batches.items():
+                for m in msgs:
+                    if tp.topic == self.dead:
+                        self.dead_count += 1
+                        if len(self.dead_samples) < 3:
+                            self.dead_samples.append(m.value)
+                        continue
+                    rec = orjson.loads(m.value)
+                    rid = rec.get("id")
+                    if rid in self.seen:
+                        self.duplicates += 1
+                        continue
+                    self.seen.add(rid)
+                    self.latency_ms[rid] = (now_wall - float(rec["ts"])) * 1000.0
+                    self.scored_at.append(float(rec.get("scored_at", 0.0)))
+                    if self.first_at is None:
+                        self.first_at = now_mono
+                    self.last_at = now_mono
+            if batches:
+                self._progress.set()
+
+    async def wait_for(self, ids: set[str], worker, what: str) -> None:
+        """Until every id in ``ids`` was scored; fails on a dead letter, a dead worker or a stall."""
+        last_n, last_change = -1, time.monotonic()
+        next_log = time.monotonic() + 5
+        while True:
+            n = len(ids & self.seen)
+            if n == len(ids):
+                return
+            if self.dead_count:
+                raise RuntimeError(f"{what}: {self.dead_count} dead letters, e.g. {self.dead_samples[0][:300]!r}")
+            if worker is not None and not worker.alive:
+                raise RuntimeError(f"{what}: worker exited; log tail:\n{worker.log_tail(40)}")
+            if self._task is not None and self._task.done():
+                self._task.result()  # re-raise the watcher's error
+            now = time.monotonic()
+            if n != last_n:
+                last_n, last_change = n, now
+            elif now - last_change > STALL_S:
+                tail = worker.log_tail(40) if worker is not None else ""
+                raise RuntimeError(f"{what}: stalled at {n}/{len(ids)} scored for {STALL_S:.0f}s; worker log:\n{tail}")
+            if now >= next_log:
+                log.info("%s: %d/%d scored", what, n, len(ids))
+                next_log = now + 5
+            self._progress.clear()
+            try:
+                await asyncio.wait_for(self._progress.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+# --------------------------------------------------------------------------------------- phases
+@dataclass
+class Bench:
+    settings: object
+    stack: object
+    run_dir: Path
+    templates: list[dict]
+    prefix: str
+    cpu: CpuMeter
+
+    def topics(self, phase: str) -> dict[str, str]:
+        return {k: f"bench.{phase}.{k}" for k in ("events", "scored", "alerts", "dead")}
+
+    def create_topics(self, names: dict[str, str]) -> None:
+        self.stack.broker.create_topics(
+            {names["events"]: PARTITIONS, names["scored"]: PARTITIONS, names["alerts"]: 1, names["dead"]: 1}
+        )
+
+    def worker_env(self, phase: str, model: str, names: dict[str, str]) -> dict[str, str]:
+        s = self.settings
+        return {
+            "BABELWATCH_APP_ID": f"bench-{phase}-{os.getpid()}",
+            "BABELWATCH_BROKER_URL": "kafka://" + self.stack.bootstrap,
+            "BABELWATCH_REDIS_URL": self.stack.redis_url,
+            "BABELWATCH_REDIS_PREFIX": f"{self.prefix}:{phase}",
+            "BABELWATCH_TRITON_URL": self.stack.triton_grpc_url,
+            "BABELWATCH_TRITON_MODEL": model,
+            "BABELWATCH_TOPIC_EVENTS": names["events"],
+            "BABELWATCH_TOPIC_SCORED": names["scored"],
+            "BABELWATCH_TOPIC_ALERTS": names["alerts"],
+            "BABELWATCH_TOPIC_DEADLETTER": names["dead"],
+            "BABELWATCH_TOPIC_PARTITIONS": str(PARTITIONS),
+            # explicit, so a BABELWATCH_BATCH_* set for the bench reaches the worker and the report
+            "BABELWATCH_BATCH_SIZE": str(s.batch_size),
+            "BABELWATCH_BATCH_WAIT_S": str(s.batch_wait_s),
+        }
+
+    async def raw(self, n: int) -> PhaseResult:
+        log.info("phase (a) raw aiokafka loop: %d events", n)
+        src, dst = "bench.raw.in", "bench.raw.out"
+        self.stack.broker.create_topics({src: PARTITIONS, dst: PARTITIONS})
+        payloads, _ = make_events(self.templates, n, "raw")
+        await produce_all(self.stack.bootstrap, src, payloads)
+        c0 = self.cpu.snapshot()
+        t0, t1, took = await raw_loop(self.stack.bootstrap, src, dst, n, group=f"bench-raw-{os.getpid()}")
+        cpu = CpuMeter.diff(c0, self.cpu.snapshot())
+        log.info("phase (a): %d events in %.2fs = %.0f events/s", n, took, n / took)
+        return PhaseResult("(a) raw aiokafka loop", n, took, cpu)
+
+    async def pipeline(self, phase: str, label: str, model: str, n: int) -> PhaseResult:
+        from babelwatch.localstack.worker_process import WorkerProcess
+
+        log.info("phase %s: worker with model %r, %d events", label, model, n)
+        names = self.topics(phase)
+        self.create_topics(names)
+        payloads, ids = make_events(self.templates, n, phase)
+        await produce_all(self.stack.bootstrap, names["events"], payloads)
+        watcher = await OutputWatcher(self.stack.bootstrap, names["scored"], names["dead"]).start()
+        watcher.watch(ids)
+        worker = WorkerProcess(self.run_dir, self.worker_env(phase, model, names), name=f"worker-{phase}")
+        try:
+            t_launch = time.monotonic()
+            await asyncio.to_thread(worker.start)
+            t0 = time.monotonic()
+            pid = worker.process.pid
+            c0 = self.cpu.snapshot(pid)
+            log.info("phase %s: worker pid %s joined in %.1fs; draining %d events", label, pid, t0 - t_launch, n)
+            await watcher.wait_for(ids, worker, f"phase {label}")
+            cpu = CpuMeter.diff(c0, self.cpu.snapshot(pid))
+            t1 = watcher.last_at
+        finally:
+            await watcher.stop()
+            await asyncio.to_thread(worker.stop)
+        took = t1 - t0
+        first_to_last = (watcher.last_at - watcher.first_at) if watcher.first_at else float("nan")
+        span = max(watcher.scored_at) - min(watcher.scored_at)
+        note = (f"join->first scored {watcher.first_at - t0:.2f}s, first->last {first_to_last:.2f}s "
+                f"({n / first_to_last:.0f}/s), worker scored_at span {span:.2f}s, dup {watcher.duplicates}")
+        log.info("phase %s: %d events in %.2fs = %.0f events/s (%s)", label, n, took, n / took, note)
+        return PhaseResult(label, n, took, cpu, note)
+
+    async def latency(self, rate: float, n: int, warmup: int = 64) -> LatencyResult:
+        from aiokafka import AIOKafkaProducer
+
+        from babelwatch.localstack.worker_process import WorkerProcess
+
+        log.info("phase (d) latency: %d events at %.0f events/s (model cheap)", n, rate)
+        names = self.topics("latency")
+        self.create_topics(names)
+        watcher = await OutputWatcher(self.stack.bootstrap, names["scored"], names["dead"]).start()
+        worker = WorkerProcess(self.run_dir, self.worker_env("latency", "cheap", names), name="worker-latency")
+        producer = AIOKafkaProducer(bootstrap_servers=self.stack.bootstrap, linger_ms=0)
+        await producer.start()
+        try:
+            await asyncio.to_thread(worker.start)
+            # warm-up: first batches pay for connections and lazy imports; not measured
+            payloads, warm_ids = make_events(self.templates, warmup, "warm")
+            watcher.watch(warm_ids)
+            await asyncio.gather(*[await producer.send(names["events"], p) for p in payloads])
+            await watcher.wait_for(warm_ids, worker, "latency warm-up")
+            ids: set[str] = set()
+            watcher.watch(ids)
+            interval = 1.0 / rate
+            t_start = time.monotonic()
+            futures = []
+            for i, tpl in zip(range(n), itertools.cycle(self.templates)):
+                delay = t_start + i * interval - time.monotonic()
+                if delay > 0.001:
+                    await asyncio.sleep(delay)
+                event_id = f"lat-{i:07d}"
+                ids.add(event_id)
+                futures.append(await producer.send(names["events"], make_event(tpl, event_id, time.time())))
+            await asyncio.gather(*futures)
+            sent_in = time.monotonic() - t_start
+            log.info("phase (d): sent %d events in %.2fs (%.0f/s)", n, sent_in, n / sent_in)
+            await watcher.wait_for(ids, worker, "phase (d) latency")
+        finally:
+            await producer.stop()
+            await watcher.stop()
+            await asyncio.to_thread(worker.stop)
+        return LatencyResult(n, rate, [watcher.latency_ms[i] for i in ids])
+
+
+# -------------------------------------------------------------------------------------- report
+def report(results: list[PhaseResult], lat: LatencyResult | None, settings) -> str:
+    base = results[0].rate
+    lines = [
+        "",
+        f"babelwatch bench pipeline   ({os.cpu_count()} cpus, batch_size={settings.batch_size}, "
+        f"batch_wait_s={settings.batch_wait_s}, {PARTITIONS} partitions, Tansu memory://)",
+        "",
+        f"{'phase':<34}{'events':>8}{'seconds':>10}{'events/s':>11}{'vs (a)':>9}",
+        "-" * 72,
+    ]
+    for r in results:
+        lines.append(f"{r.name:<34}{r.events:>8}{r.seconds:>10.2f}{r.rate:>11.0f}{r.rate / base:>9.3f}")
+    lines.append("-" * 72)
+    by = {r.name[:3]: r for r in results}
+    if "(b)" in by:
+        lines.append(f"ratio (b)/(a) = {by['(b)'].rate / base:.3f}")
+    if "(c)" in by:
+        lines.append(f"ratio (c)/(a) = {by['(c)'].rate / base:.3f}")
+    if lat is not None:
+        lines.append(
+            f"latency produce->scored record received (d), {lat.events} events at {lat.rate:.0f}/s, model cheap: "
+            f"p50 {lat.pct(50):.1f} ms, p99 {lat.pct(99):.1f} ms, max {max(lat.latencies_ms):.1f} ms"
+        )
+    lines += ["", "CPU per event (µs), measured from /proc over each phase's timed interval:",
+              f"{'phase':<34}{'worker':>9}{'broker':>9}{'triton':>9}{'redis':>9}{'bench':>9}{'total':>9}"]
+    for r in results:
+        c = r.cpu
+        row = [c.get(k, 0.0) for k in ("worker", "broker", "triton", "redis", "bench")]
+        cells = "".join(f"{v / r.events * 1e6:>9.0f}" for v in row)
+        lines.append(f"{r.name:<34}{cells}{sum(row) / r.events * 1e6:>9.0f}")
+    if "(b)" in by:
+        b = by["(b)"]
+        lines.append(
+            f"worker CPU (b): {b.cpu['worker']:.2f} s for {b.events} events = "
+            f"{b.cpu['worker'] / b.events * 1e6:.0f} µs/event "
+            f"({b.cpu['worker'] / b.seconds * 100:.0f}% of one core over {b.seconds:.2f}s)"
+        )
+    notes = [f"{r.name}: {r.note}" for r in results if r.note]
+    if notes:
+        lines += [""] + notes
+    return "\n".join(lines) + "\n"
+
+
+def _ensure_model(settings) -> None:
+    weights = Path(settings.triton_repo) / "fusion" / "1" / "weights.npz"
+    if not weights.exists():
+        log.info("building the skeleton model's weights (%s, ~35 s, cached afterwards)", weights)
+        from babelwatch.model_build import build
+
+        build()
+
+
+def _cleanup_redis(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i : i + 500])
+        log.info("redis: deleted %d bench keys (prefix %s)", len(keys), prefix)
+    finally:
+        client.close()
+
+
+async def _phases(bench: Bench, n_events: int, n_real: int) -> tuple[list[PhaseResult], LatencyResult]:
+    results = [await bench.raw(n_events)]
+    results.append(await bench.pipeline("cheap", "(b) pipeline, model cheap", "cheap", n_events))
+    results.append(await bench.pipeline("fusion", "(c) pipeline, model fusion", "fusion", n_real))
+    rate = 0.5 * results[1].rate
+    n_lat = int(min(4000, max(500, rate * 4)))  # at least 500 events, about 4 s of pacing
+    lat = await bench.latency(rate, n_lat)
+    return results, lat
+
+
+def run(settings, n_events: int = 20_000, n_real: int = 3_000) -> int:
+    from babelwatch.localstack.stack import LocalStack
+
+    if n_events < 1 or n_real < 1:
+        log.error("--events and --real-events must be positive")
+        return 2
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(settings.run_dir) / f"bench-{stamp}-{os.getpid()}"
+    prefix = f"bench{os.getpid()}x{int(time.time())}"
+    t_all = time.monotonic()
+    _ensure_model(settings)
+    templates = load_templates()
+    stack = LocalStack(redis_url=settings.redis_url, triton_repo=settings.triton_repo, run_dir=run_dir)
+    try:
+        stack.start()
+        redis_pid = stack.redis.process.pid if stack.redis.owned else find_pid("redis-server")
+        bench = Bench(settings, stack, run_dir, templates, prefix, CpuMeter(stack, redis_pid))
+        results, lat = asyncio.run(_phases(bench, n_events, n_real))
+    except Exception:
+        log.exception("bench failed (logs in %s)", run_dir)
+        return 1
+    finally:
+        try:
+            if stack.redis._url is not None:
+                _cleanup_redis(stack.redis_url, prefix)
+        except Exception:
+            log.exception("redis cleanup failed")
+        stack.stop()
+    sys.stdout.write(report(results, lat, settings))
+    sys.stdout.write(f"\ntotal wall time {time.monotonic() - t_all:.0f}s; logs in {run_dir}\n")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,235 @@
+"""``babelwatch up`` and ``babelwatch demo``: the whole system on this machine, started for real.
+
+up:   broker + Redis + Triton + one worker, until Ctrl-C.
+demo: the same, then the shipped multilingual sample stream is replayed live (event time = send
+      time) with its scripted burst, while a table shows each topic's current window per language
+      and the alerts as they fire. Exit code 0 when every valid event was scored and an alert fired.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from babelwatch.localstack.stack import LocalStack
+from babelwatch.localstack.worker_process import WorkerProcess
+from babelwatch.settings import Settings
+
+log = logging.getLogger("babelwatch.demo")
+
+
+def ensure_model() -> None:
+    from babelwatch.model_build import build
+
+    build(force=False)
+
+
+def stack_for(settings: Settings, run_dir: Path) -> LocalStack:
+    from stream.topics import topic_partitions
+
+    return LocalStack(
+        redis_url=settings.redis_url,
+        triton_repo=settings.triton_repo,
+        run_dir=run_dir,
+        topics=topic_partitions(),
+    )
+
+
+def worker_env(stack: LocalStack, **overrides: object) -> dict[str, str]:
+    env = {
+        "BABELWATCH_BROKER_URL": f"kafka://{stack.bootstrap}",
+        "BABELWATCH_REDIS_URL": stack.redis_url,
+        "BABELWATCH_TRITON_URL": stack.triton_grpc_url or "",
+    }
+    env.update({f"BABELWATCH_{k.upper()}": str(v) for k, v in overrides.items()})
+    return env
+
+
+def _run_dir(settings: Settings, name: str) -> Path:
+    path = Path(settings.run_dir) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def up(settings: Settings, with_worker: bool = True) -> int:
+    ensure_model()
+    run_dir = _run_dir(settings, "up")
+    with stack_for(settings, run_dir) as stack:
+        worker = WorkerProcess(run_dir, worker_env(stack)).start() if with_worker else None
+        try:
+            print(
+                "\nbabelwatch is up. In another shell:\n"
+                f"  export BABELWATCH_BROKER_URL=kafka://{stack.bootstrap}\n"
+                f"  export BABELWATCH_REDIS_URL={stack.redis_url}\n"
+                f"  export BABELWATCH_TRITON_URL={stack.triton_grpc_url}\n"
+                "  babelwatch produce            # the sample stream\n"
+                "  babelwatch tail alerts\n"
+                f"logs: {run_dir}\nCtrl-C stops everything.",
+                flush=True,
+            )
+            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+            while worker is None or worker.alive:
+                time.sleep(0.5)
+            log.error("worker exited; log tail:\n%s", worker.log_tail())
+            return 1
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            if worker is not None:
+                worker.stop()
+
+
+@dataclass
+class Outputs:
+    """What the worker produced, collected by a background consumer."""
+
+    scored: int = 0
+    dead: Counter = field(default_factory=Counter)
+    alerts: list[dict] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _collect(settings: Settings, bootstrap: str, out: Outputs, stop: threading.Event) -> None:
+    from kafka import KafkaConsumer
+
+    topics = [settings.topic_scored, settings.topic_deadletter, settings.topic_alerts]
+    consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    try:
+        while not stop.is_set():
+            for tp, msgs in consumer.poll(timeout_ms=300).items():
+                with out.lock:
+                    if tp.topic == settings.topic_scored:
+                        out.scored += len(msgs)
+                    elif tp.topic == settings.topic_deadletter:
+                        out.dead.update(orjson.loads(m.value)["reason"] for m in msgs)
+                    else:
+                        out.alerts.extend(orjson.loads(m.value) for m in msgs)
+    finally:
+        consumer.close()
+
+
+def _snapshot(r, settings: Settings, prefix: str, window_s: int) -> list[dict]:
+    """Current and previous window of every topic, per language, in one pipelined read."""
+    from workers.windows import window_start
+
+    topics = sorted(m.decode() for m in r.smembers(f"{prefix}:topics"))
+    langs = {t: sorted(m.decode() for m in r.smembers(f"{prefix}:langs:{t}")) for t in topics}
+    now = window_start(time.time(), window_s)
+    pipe = r.pipeline(transaction=False)
+    plan = []
+    for t in topics:
+        for lang in langs[t]:
+            for start in (now, now - window_s):
+                pipe.hgetall(f"{prefix}:w:{window_s}:{t}:{lang}:{start}")
+                plan.append((t, lang, start == now))
+    rows: dict[str, dict] = {t: {"topic": t, "langs": {}, "now": {}, "prev": {}} for t in topics}
+    for (t, lang, current), h in zip(plan, pipe.execute()):
+        h = {k.decode(): float(v) for k, v in h.items()}
+        if lang == "*":
+            rows[t]["now" if current else "prev"] = h
+        elif current and h:
+            rows[t]["langs"][lang] = int(h.get("count", 0))
+    return list(rows.values())
+
+
+def _render(rows: list[dict], outputs: Outputs, sent: int, window_s: int):
+    from rich.console import Group
+    from rich.table import Table
+
+    table = Table(title=f"babelwatch — current {window_s}s window per topic (sent {sent}, scored {outputs.scored})")
+    for col in ("topic", "events", "prev", "sentiment", "neg/neu/pos", "languages (current window)"):
+        table.add_column(col)
+    for row in rows:
+        now, prev = row["now"], row["prev"]
+        n = int(now.get("count", 0))
+        mean = now.get("sentiment_sum", 0.0) / n if n else 0.0
+        bar = ("[red]" if mean < -0.1 else "[green]" if mean > 0.1 else "[yellow]") + f"{mean:+.2f}"
+        labels = "/".join(str(int(now.get(k, 0))) for k in ("negative", "neutral", "positive"))
+        langs = " ".join(f"{k}:{v}" for k, v in sorted(row["langs"].items(), key=lambda kv: -kv[1]))
+        table.add_row(row["topic"], str(n), str(int(prev.get("count", 0))), bar, labels, langs)
+    alerts = Table(title="alerts")
+    for col in ("severity", "detector", "message"):
+        alerts.add_column(col)
+    for a in outputs.alerts[-5:]:
+        alerts.add_row(("[bold red]" if a["severity"] == "critical" else "[yellow]") + a["severity"], a["detector"], a["message"])
+    dead = ", ".join(f"{k}={v}" for k, v in outputs.dead.items()) or "none"
+    return Group(table, alerts, f"dead letters: {dead}")
+
+
+def demo(settings: Settings, file: Path, rate: float = 8.0, window_s: int = 5, timeout_s: float = 180.0) -> int:
+    import redis
+    from rich.console import Console
+    from rich.live import Live
+
+    from babelwatch.replay import replay
+
+    console = Console()
+    ensure_model()
+    prefix = f"bwdemo-{int(time.time())}"
+    lines = [ln for ln in file.read_bytes().splitlines() if ln.strip()]
+    valid_ids = set()
+    for ln in lines:
+        try:
+            obj = orjson.loads(ln)
+            if isinstance(obj, dict) and not str(obj.get("id", "")).startswith("bad-"):
+                valid_ids.add(obj.get("id"))
+        except orjson.JSONDecodeError:
+            pass
+    run_dir = _run_dir(settings, "demo")
+    overrides = dict(window_s=window_s, redis_prefix=prefix, spike_history=5, spike_min_history=3)
+    with stack_for(settings, run_dir) as stack:
+        worker = WorkerProcess(run_dir, worker_env(stack, **overrides)).start()
+        outputs, stop = Outputs(), threading.Event()
+        collector = threading.Thread(target=_collect, args=(settings, stack.bootstrap, outputs, stop), daemon=True)
+        collector.start()
+        sent = {"n": 0}
+
+        def produce() -> None:
+            sent["n"] = replay(file, stack.bootstrap, settings.topic_events, rate=rate, progress_every=0)
+
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
+        r = redis.Redis.from_url(stack.redis_url)
+        deadline = time.monotonic() + timeout_s
+        interactive = console.is_terminal
+        last_print = 0.0
+        try:
+            with Live(console=console, refresh_per_second=2, transient=False) if interactive else _NoLive() as live:
+                while time.monotonic() < deadline:
+                    view = _render(_snapshot(r, settings, prefix, window_s), outputs, sent["n"] or 0, window_s)
+                    if interactive:
+                        live.update(view)
+                    elif time.monotonic() - last_print > 5:
+                        console.print(view)
+                        last_print = time.monotonic()
+                    done = not producer.is_alive() and outputs.scored >= len(valid_ids)
+                    if done or not worker.alive:
+                        break
+                    time.sleep(0.5)
+            console.print(_render(_snapshot(r, settings, prefix, window_s), outputs, sent["n"], window_s))
+        finally:
+            stop.set()
+            worker.stop()
+            collector.join(5)
+            r.close()
+    ok = outputs.scored >= len(valid_ids) and bool(outputs.alerts)
+    console.print(
+        f"\nsummary: sent {sent['n']} lines, scored {outputs.scored} of {len(valid_ids)} valid events, "
+        f"{sum(outputs.dead.values())} dead letters, {len(outputs.alerts)} alert(s). logs: {run_dir}"
+    )
+    return 0 if ok else 1
+
+
+class _NoLive:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

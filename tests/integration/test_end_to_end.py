@@ -1,0 +1,137 @@
+"""The whole system on real servers: Tansu broker, Redis, Triton, and a `babelwatch worker` process.
+
+Produces valid and invalid events, then checks the promises of the skeleton: every valid event is
+scored exactly once, Redis windows count what was sent per topic and language, every invalid
+event sits in the dead-letter topic with its reason, and an injected burst raises one alert.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import orjson
+import pytest
+import redis
+from kafka import KafkaConsumer, KafkaProducer
+
+pytestmark = pytest.mark.integration
+
+WINDOW = 10
+TOPICS = ["AAPL", "TSLA", "BTC"]
+TEXTS = {
+    "en": "Shares rallied after the company reported record quarterly profit",
+    "de": "Die Aktie fiel nach der Gewinnwarnung des Vorstands deutlich",
+    "fr": "Le constructeur annonce un rappel massif de ses véhicules en Europe",
+    "es": "Las acciones subieron con fuerza tras los resultados trimestrales",
+    "zh": "公司季度利润创历史新高，股价大涨",
+    "ja": "同社の株価は決算発表を受けて大幅に下落した",
+}
+
+
+def consume(bootstrap: str, topic: str, want: int, timeout: float = 60.0) -> list[dict]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             group_id=None, consumer_timeout_ms=500)
+    out: list[dict] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < want and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                out.extend(orjson.loads(m.value) for m in batch)
+        # a little longer, so duplicates that would follow are seen too
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            for batch in consumer.poll(timeout_ms=300).values():
+                out.extend(orjson.loads(m.value) for m in batch)
+    finally:
+        consumer.close()
+    return out
+
+
+def make_events(t0: float) -> tuple[list[dict], Counter]:
+    """Baseline events spread over four earlier windows; half carry lang, half rely on detection."""
+    events, expected = [], Counter()
+    i = 0
+    for w in range(4, 0, -1):
+        for topic in TOPICS:
+            for lang, text in TEXTS.items():
+                ev = {"id": f"e{i}", "source": "news", "topic": topic, "text": text,
+                      "ts": (t0 // WINDOW - w) * WINDOW + 1 + (i % 7)}
+                if i % 2 == 0:
+                    ev["lang"] = lang
+                events.append(ev)
+                expected[(topic, lang)] += 1
+                i += 1
+    return events, expected
+
+
+INVALID = [
+    (b'{"id": "bad-json", "text": ', "not_json"),
+    (b'["an", "array"]', "not_object"),
+    (b'{"id": "bad-topic", "source": "news", "text": "x", "ts": 1}', "invalid_event"),
+    (b'{"id": "bad-empty", "source": "news", "topic": "AAPL", "text": "  ", "ts": 1}', "invalid_event"),
+    (b'{"id": "bad-img", "source": "news", "topic": "AAPL", "text": "a", "image_b64": "@@@", "ts": 1}', "invalid_event"),
+]
+
+
+def test_pipeline_end_to_end(world):
+    w = world(window_s=WINDOW, spike_history=4, spike_min_history=3, spike_min_count=20, batch_size=32)
+    bootstrap = w.stack.bootstrap
+    w.start_worker()
+
+    t0 = (time.time() // WINDOW) * WINDOW + WINDOW / 2  # middle of the current window
+    events, expected = make_events(t0)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    for ev in events:
+        producer.send(w.topics["events"], orjson.dumps(ev))
+    for raw, _ in INVALID:
+        producer.send(w.topics["events"], raw)
+    producer.flush()
+
+    scored = consume(bootstrap, w.topics["scored"], len(events))
+    assert Counter(s["id"] for s in scored) == Counter(ev["id"] for ev in events), "each valid event scored exactly once"
+    by_id = {s["id"]: s for s in scored}
+    for ev in events:
+        s = by_id[ev["id"]]
+        assert abs(sum(s["probabilities"].values()) - 1.0) < 1e-4
+        assert s["label"] == max(s["probabilities"], key=s["probabilities"].get)
+        assert s["lang_detected"] == ("lang" not in ev)
+    # language identification found the language of every event that came without one
+    assert Counter((s["topic"], s["lang"]) for s in scored) == expected
+
+    dead = consume(bootstrap, w.topics["deadletter"], len(INVALID))
+    assert sorted(d["reason"] for d in dead) == sorted(r for _, r in INVALID)
+    assert {d["raw"] for d in dead} == {raw.decode() for raw, _ in INVALID}
+    for d in dead:
+        assert d["source_topic"] == w.topics["events"] and d["offset"] is not None
+
+    # Redis windows hold exactly what was sent, per (topic, language) and per topic
+    r = redis.Redis.from_url(w.stack.redis_url)
+    def window_total(topic: str, lang: str) -> int:
+        total = 0
+        for k in range(1, 5):
+            start = int(t0 - k * WINDOW) // WINDOW * WINDOW
+            total += int(r.hget(f"{w.prefix}:w:{WINDOW}:{topic}:{lang}:{start}", "count") or 0)
+        return total
+    for (topic, lang), n in expected.items():
+        assert window_total(topic, lang) == n, (topic, lang)
+    for topic in TOPICS:
+        assert window_total(topic, "*") == sum(n for (t, _), n in expected.items() if t == topic)
+    assert consume(bootstrap, w.topics["alerts"], 0, timeout=1) == [], "steady baseline: no alert"
+
+    # burst: 60 events on one topic in the current window -> exactly one alert
+    burst = [{"id": f"burst{i}", "source": "social", "topic": "TSLA", "text": TEXTS["en"], "lang": "en",
+              "ts": t0} for i in range(60)]
+    for ev in burst:
+        producer.send(w.topics["events"], orjson.dumps(ev))
+    producer.flush()
+    producer.close()
+    alerts = consume(bootstrap, w.topics["alerts"], 1)
+    topic_alerts = [a for a in alerts if a["lang"] == "*"]
+    assert len(topic_alerts) == 1, alerts
+    a = topic_alerts[0]
+    assert a["topic"] == "TSLA" and a["detector"] == "volume_spike"
+    assert a["value"] >= 20 and a["baseline"] == 6 and a["score"] >= 4
+    assert a["window_start"] == int(t0) // WINDOW * WINDOW
+    scored_all = consume(bootstrap, w.topics["scored"], len(events) + len(burst))
+    assert len(scored_all) == len(events) + len(burst)
+    r.close()

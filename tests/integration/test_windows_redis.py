@@ -1,0 +1,369 @@
+"""WindowStore and AlertGate against the real Redis on 127.0.0.1:6379 (no mocks).
+
+Every test works under its own key prefix ``bwtest-<uuid>`` and deletes its keys on teardown.
+Round trips are counted with thin subclasses of the real client: the pipeline's ``execute``, any
+command sent directly, and every write to the socket.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter, defaultdict
+
+import pytest
+import redis.asyncio as aioredis
+from bw_factories import make_scored
+from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import Connection
+
+from babelwatch.schema import ALL_LANGS, LABELS
+from workers.alerts import AlertGate, build_alert
+from workers.detectors.base import Verdict
+from workers.windows import WindowState, WindowStore, window_start
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SIZE = 60
+
+
+class CountingPipeline(Pipeline):
+    owner: "CountingRedis"
+
+    async def execute(self, raise_on_error: bool = True):
+        self.owner.executes.append((self.is_transaction, len(self.command_stack)))
+        return await super().execute(raise_on_error)
+
+
+class CountingRedis(aioredis.Redis):
+    """The real asyncio client, recording pipeline executions and direct commands."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.executes: list[tuple[bool, int]] = []
+        self.direct: list[str] = []
+
+    async def execute_command(self, *args, **options):
+        self.direct.append(str(args[0]))
+        return await super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint=None) -> CountingPipeline:
+        p = CountingPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        p.owner = self
+        return p
+
+    def reset_counts(self) -> None:
+        self.executes.clear()
+        self.direct.clear()
+        SOCKET_WRITES.clear()
+
+
+SOCKET_WRITES: list[int] = []
+
+
+class CountingConnection(Connection):
+    async def send_packed_command(self, command, check_health: bool = True) -> None:
+        SOCKET_WRITES.append(1)
+        return await super().send_packed_command(command, check_health)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"bwtest-{uuid.uuid4().hex}"
+
+
+async def _cleanup(client, prefix: str) -> None:
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.fixture
+async def r(prefix):
+    client = CountingRedis.from_url(REDIS_URL, connection_class=CountingConnection)
+    await client.ping()
+    try:
+        yield client
+    finally:
+        await _cleanup(client, prefix)
+        assert not [k async for k in client.scan_iter(match=f"{prefix}:*")]
+        await client.aclose()
+
+
+@pytest.fixture
+def store(r, prefix) -> WindowStore:
+    return WindowStore(r, size_s=SIZE, retention=10, prefix=prefix, history=5)
+
+
+def now_window() -> int:
+    return window_start(time.time(), SIZE)
+
+
+def expected_windows(batch, size=SIZE):
+    """Hand-computed (topic, lang, start) -> (count, labels, sentiment_sum), independent of fold()."""
+    out = defaultdict(lambda: [0, Counter(), 0.0])
+    for s in batch:
+        start = int(s.ts) - int(s.ts) % size
+        for lang in (s.lang, ALL_LANGS):
+            w = out[(s.topic, lang, start)]
+            w[0] += 1
+            w[1][s.label] += 1
+            w[2] += s.sentiment
+    return out
+
+
+async def assert_redis_matches(store: WindowStore, expected) -> None:
+    for (topic, lang, start), (count, labels, ssum) in expected.items():
+        got = await store.read(topic, lang, start)
+        assert got["count"] == count, (topic, lang, start)
+        for label in LABELS:
+            assert got.get(label, 0.0) == labels[label], (topic, lang, start, label)
+        assert got["sentiment_sum"] == pytest.approx(ssum, abs=1e-9)
+
+
+# --- apply --------------------------------------------------------------------------------------
+
+async def test_apply_counts_labels_and_sums_per_lang_and_all(store):
+    S = now_window()
+    batch = [
+        make_scored("AAPL", "en", "positive", S + 1, sentiment=0.75),
+        make_scored("AAPL", "en", "negative", S + 2, sentiment=-0.5),
+        make_scored("AAPL", "en", "positive", S + 3, sentiment=0.25),
+        make_scored("AAPL", "de", "neutral", S + 4, sentiment=0.125),
+        make_scored("AAPL", "und", "negative", S + 5, sentiment=-1.0),
+        make_scored("BTC", "zh", "positive", S + 59, sentiment=0.5),
+    ]
+    states = await store.apply(batch)
+    expected = expected_windows(batch)
+    assert len(expected) == 6  # AAPL en/de/und/*, BTC zh/*
+    assert {(w.topic, w.lang, w.start) for w in states} == set(expected)
+    for w in states:
+        count, _, ssum = expected[(w.topic, w.lang, w.start)]
+        assert isinstance(w, WindowState)
+        assert w.size_s == SIZE
+        assert w.count == count
+        assert w.sentiment_sum == pytest.approx(ssum)
+        assert w.history == (None,) * 5
+    await assert_redis_matches(store, expected)
+    # spot-check the raw hash layout
+    raw = await store.redis.hgetall(store.key("AAPL", ALL_LANGS, S))
+    assert raw[b"count"] == b"5"
+    assert raw[b"positive"] == b"2" and raw[b"negative"] == b"2" and raw[b"neutral"] == b"1"
+    assert float(raw[b"sentiment_sum"]) == pytest.approx(-0.375)
+
+
+async def test_second_apply_accumulates(store):
+    S = now_window()
+    first = [make_scored("TSLA", "en", "positive", S + i, sentiment=0.5) for i in range(3)]
+    second = [make_scored("TSLA", "en", "negative", S + 10, sentiment=-0.25),
+              make_scored("TSLA", "fr", "neutral", S + 11, sentiment=0.0)]
+    await store.apply(first)
+    states = await store.apply(second)
+    by_lang = {w.lang: w for w in states}
+    assert set(by_lang) == {"en", "fr", ALL_LANGS}
+    assert by_lang["en"].count == 4 and by_lang["en"].sentiment_sum == pytest.approx(1.25)
+    assert by_lang["fr"].count == 1
+    assert by_lang[ALL_LANGS].count == 5 and by_lang[ALL_LANGS].sentiment_sum == pytest.approx(1.25)
+    await assert_redis_matches(store, expected_windows(first + second))
+
+
+async def test_concurrent_applies_do_not_lose_updates(store):
+    S = now_window()
+    batch = [make_scored("NVDA", "en", "positive", S + 1, sentiment=0.5) for _ in range(10)]
+    await asyncio.gather(*(store.apply(batch) for _ in range(8)))
+    got = await store.read("NVDA", ALL_LANGS, S)
+    assert got["count"] == 80 and got["positive"] == 80
+    assert got["sentiment_sum"] == pytest.approx(40.0)
+
+
+async def test_batch_straddling_a_boundary_updates_two_windows(store):
+    S = now_window()
+    batch = [make_scored("BTC", "en", "negative", S - 0.001, sentiment=-1.0),
+             make_scored("BTC", "en", "positive", S, sentiment=1.0)]
+    states = await store.apply(batch)
+    assert {(w.lang, w.start, w.count) for w in states} == {
+        ("en", S - SIZE, 1), (ALL_LANGS, S - SIZE, 1), ("en", S, 1), (ALL_LANGS, S, 1),
+    }
+    # the later window sees the earlier one, written in the same round trip, in its history
+    later = next(w for w in states if w.lang == ALL_LANGS and w.start == S)
+    assert later.history[-1] == 1
+    await assert_redis_matches(store, expected_windows(batch))
+
+
+async def test_history_returns_previous_counts_oldest_first(store):
+    S = now_window()
+    await store.apply([make_scored("AAPL", "en", "neutral", S - 4 * SIZE + 5)] * 2)
+    await store.apply([make_scored("AAPL", "de", "neutral", S - 2 * SIZE + 5)] * 3)
+    await store.apply([make_scored("AAPL", "en", "neutral", S - 1 * SIZE + 5)] * 4)
+    states = await store.apply([make_scored("AAPL", "en", "positive", S + 1)])
+    by_lang = {w.lang: w for w in states}
+    # windows S-5, S-4, S-3, S-2, S-1 (None: no key was ever written)
+    assert by_lang["en"].history == (None, 2, None, None, 4)
+    assert by_lang[ALL_LANGS].history == (None, 2, None, 3, 4)
+    assert by_lang["en"].count == 1
+
+
+async def test_history_length_follows_the_setting(r, prefix):
+    store = WindowStore(r, size_s=SIZE, retention=10, prefix=prefix, history=2)
+    S = now_window()
+    await store.apply([make_scored("X", "en", "neutral", S - 3 * SIZE)])
+    await store.apply([make_scored("X", "en", "neutral", S - 1 * SIZE)] * 2)
+    (w,) = [w for w in await store.apply([make_scored("X", "en", "neutral", S)]) if w.lang == "en"]
+    assert w.history == (None, 2)
+
+
+async def test_ttl_is_set(store):
+    S = now_window()
+    await store.apply([make_scored("AAPL", "en", "positive", S + 1)])
+    limit = store.size_s * store.retention
+    for lang in ("en", ALL_LANGS):
+        ttl = await store.redis.ttl(store.key("AAPL", lang, S))
+        assert 0 < ttl <= limit
+        assert ttl >= limit - 5
+
+
+async def test_ttl_is_refreshed_by_a_later_apply(store):
+    S = now_window()
+    key = store.key("AAPL", "en", S)
+    await store.apply([make_scored("AAPL", "en", "positive", S + 1)])
+    await store.redis.expire(key, 5)
+    await store.apply([make_scored("AAPL", "en", "positive", S + 2)])
+    assert await store.redis.ttl(key) > 5
+
+
+async def test_series_is_oldest_first(store):
+    S = now_window()
+    await store.apply([make_scored("TSLA", "en", "positive", S - 3 * SIZE + 1, sentiment=0.5)] * 3)
+    await store.apply([make_scored("TSLA", "en", "negative", S - 1 * SIZE + 1, sentiment=-0.5)] * 2)
+    await store.apply([make_scored("TSLA", "en", "neutral", S + 1, sentiment=0.0)])
+    series = await store.series("TSLA", "en", S + 30, 5)
+    assert [start for start, _ in series] == [S - 4 * SIZE, S - 3 * SIZE, S - 2 * SIZE, S - SIZE, S]
+    assert series[0][1] == {}
+    assert series[1][1]["count"] == 3 and series[1][1]["positive"] == 3
+    assert series[1][1]["sentiment_sum"] == pytest.approx(1.5)
+    assert series[2][1] == {}
+    assert series[3][1]["count"] == 2 and series[3][1]["negative"] == 2
+    assert series[4][1]["count"] == 1 and series[4][1]["neutral"] == 1
+    assert all(isinstance(v, float) for _, d in series for v in d.values())
+
+
+async def test_series_is_one_round_trip(store):
+    S = now_window()
+    await store.apply([make_scored("TSLA", "en", "positive", S)])
+    store.redis.reset_counts()
+    await store.series("TSLA", "en", S, 10)
+    assert len(store.redis.executes) == 1
+    assert store.redis.direct == []
+    assert len(SOCKET_WRITES) == 1
+
+
+async def test_topics_and_langs_index(store):
+    S = now_window()
+    assert await store.topics() == []
+    await store.apply([make_scored("TSLA", "en", "positive", S), make_scored("AAPL", "de", "neutral", S),
+                       make_scored("AAPL", "zh", "negative", S), make_scored("AAPL", "de", "neutral", S)])
+    assert await store.topics() == ["AAPL", "TSLA"]
+    assert await store.langs("AAPL") == sorted([ALL_LANGS, "de", "zh"])
+    assert await store.langs("TSLA") == sorted([ALL_LANGS, "en"])
+    assert await store.langs("BTC") == []
+
+
+async def test_apply_is_one_round_trip(store):
+    S = now_window()
+    batch = [make_scored(t, l, lab, S + i % 60, sentiment=0.1)
+             for i, (t, l, lab) in enumerate([("A", "en", "positive"), ("A", "de", "negative"),
+                                              ("B", "zh", "neutral"), ("B", "zh", "positive")] * 5)]
+    batch.append(make_scored("A", "en", "negative", S + SIZE + 1))  # and a second window
+    store.redis.reset_counts()
+    states = await store.apply(batch)
+    assert len(states) == len(expected_windows(batch)) == 7
+    assert store.redis.direct == [], "apply issued commands outside its pipeline"
+    assert len(store.redis.executes) == 1
+    is_transaction, n_commands = store.redis.executes[0]
+    assert is_transaction  # MULTI/EXEC: counts and history are read consistently
+    assert n_commands > len(states)
+    assert len(SOCKET_WRITES) == 1, f"{len(SOCKET_WRITES)} writes to the socket for one apply"
+
+
+async def test_apply_empty_batch_sends_nothing(store):
+    store.redis.reset_counts()
+    assert await store.apply([]) == []
+    assert store.redis.executes == [] and store.redis.direct == [] and SOCKET_WRITES == []
+
+
+async def test_works_with_decode_responses(prefix):
+    client = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        store = WindowStore(client, size_s=SIZE, retention=10, prefix=prefix)
+        S = now_window()
+        await store.apply([make_scored("AAPL", "en", "positive", S - SIZE, sentiment=0.5)])
+        states = await store.apply([make_scored("AAPL", "en", "negative", S, sentiment=-0.5)] * 2)
+        w = next(w for w in states if w.lang == "en")
+        assert w.count == 2 and w.sentiment_sum == pytest.approx(-1.0)
+        assert w.history[-1] == 1
+        assert (await store.read("AAPL", "en", S))["negative"] == 2.0
+        assert await store.topics() == ["AAPL"]
+        assert await store.langs("AAPL") == [ALL_LANGS, "en"]
+        assert (await store.series("AAPL", "en", S, 2))[0][1]["count"] == 1.0
+    finally:
+        await _cleanup(client, prefix)
+        await client.aclose()
+
+
+async def test_prefixes_isolate_stores(r, prefix):
+    other = f"{prefix}:other"  # still under this test's prefix, so teardown removes it
+    a = WindowStore(r, size_s=SIZE, prefix=prefix)
+    b = WindowStore(r, size_s=SIZE, prefix=other)
+    S = now_window()
+    await a.apply([make_scored("AAPL", "en", "positive", S)])
+    states = await b.apply([make_scored("AAPL", "en", "positive", S)])
+    assert all(w.count == 1 for w in states)
+    assert (await a.read("AAPL", ALL_LANGS, S))["count"] == 1
+
+
+# --- AlertGate ------------------------------------------------------------------------------------
+
+def _alert(start: int, topic: str = "TSLA", lang: str = ALL_LANGS):
+    w = WindowState(topic, lang, start, SIZE, 50, 0.0, (10, 10, 10))
+    v = Verdict("volume_spike", 12.6, 4.0, 50.0, 10.0, True, "50 events")
+    return build_alert(w, v, now=time.time())
+
+
+async def test_alert_gate_admits_once(r, prefix):
+    gate = AlertGate(r, prefix=prefix, ttl_s=600)
+    S = now_window()
+    alert = _alert(S)
+    assert await gate.admit([alert]) == [alert]
+    again = _alert(S)  # the same window, rebuilt by a later batch
+    assert again.id == alert.id
+    assert await gate.admit([again]) == []
+    ttl = await r.ttl(f"{prefix}:alerted:{alert.id}")
+    assert 0 < ttl <= 600
+
+
+async def test_alert_gate_mixed_old_and_new(r, prefix):
+    gate = AlertGate(r, prefix=prefix)
+    S = now_window()
+    first, second, third = _alert(S), _alert(S + SIZE), _alert(S, lang="en")
+    assert await gate.admit([first]) == [first]
+    r.reset_counts()
+    got = await gate.admit([_alert(S), second, third])
+    assert [a.id for a in got] == [second.id, third.id]
+    assert len(r.executes) == 1 and r.direct == []  # one round trip for the whole list
+
+
+async def test_alert_gate_empty_list_sends_nothing(r, prefix):
+    r.reset_counts()
+    assert await AlertGate(r, prefix=prefix).admit([]) == []
+    assert r.executes == [] and r.direct == []
+
+
+async def test_alert_gate_holds_across_gates(r, prefix):
+    """Two workers (two gates, two connections) never both fire the same alert."""
+    other = aioredis.from_url(REDIS_URL)
+    try:
+        g1, g2 = AlertGate(r, prefix=prefix), AlertGate(other, prefix=prefix)
+        S = now_window()
+        results = await asyncio.gather(g1.admit([_alert(S)]), g2.admit([_alert(S)]))
+        assert sorted(len(x) for x in results) == [0, 1]
+    finally:
+        await other.aclose()
