@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, m
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 Label = Literal["negative", "neutral", "positive"]
 UNDETERMINED = "und"
+MAX_TS = 1e10
 ALL_LANGS = "*"
 
 _BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -66,11 +67,20 @@ class Event(BaseModel):
     def _ts(cls, v: Any) -> Any:
         if isinstance(v, str):
             try:
-                return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+                parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
             except ValueError:
                 raise ValueError("ts must be epoch seconds or ISO-8601") from None
+            # no offset given: UTC, so workers in different time zones agree on the window
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
         if isinstance(v, bool):
             raise ValueError("ts must be a number")
+        return v
+
+    @field_validator("ts")
+    @classmethod
+    def _ts_range(cls, v: float) -> float:
+        if not (0 < v < MAX_TS):
+            raise ValueError("ts out of range (epoch seconds between 1970 and 2286)")
         return v
 
     @field_validator("text")
@@ -84,15 +94,17 @@ class Event(BaseModel):
     @field_validator("image_b64")
     @classmethod
     def _image(cls, v: str | None, info) -> str | None:
-        if v is None:
-            return None
+        if v is None or v == "":
+            return None  # "" is how clients and the model say "no image"
         limits: Limits = (info.context or {}).get("limits") or Limits()
-        if len(v) > (limits.max_image_bytes * 4) // 3 + 4:
+        if len(v) > (limits.max_image_bytes * 4) // 3 + 4:  # cheap pre-check before decoding
             raise ValueError(f"image larger than {limits.max_image_bytes} bytes")
         try:
-            base64.b64decode(v, validate=True)
+            size = len(base64.b64decode(v, validate=True))
         except (binascii.Error, ValueError):
             raise ValueError("image_b64 is not valid base64") from None
+        if size > limits.max_image_bytes:
+            raise ValueError(f"image larger than {limits.max_image_bytes} bytes")
         return v
 
     @field_validator("meta")

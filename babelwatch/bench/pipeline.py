@@ -172,15 +172,20 @@ class PhaseResult:
         return self.events / self.seconds if self.seconds > 0 else float("nan")
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    xs = sorted(values)
+    return xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs) + 0.5) - 1))]
+
+
 @dataclass
 class LatencyResult:
     events: int
     rate: float
-    latencies_ms: list[float]
+    latencies_ms: list[float]  # in send order
+    worker_ms: list[float]  # the part up to the worker's scored_at, in send order
 
-    def pct(self, q: float) -> float:
-        xs = sorted(self.latencies_ms)
-        return xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs) + 0.5) - 1))]
+    def pct(self, q: float, values: Sequence[float] | None = None) -> float:
+        return percentile(self.latencies_ms if values is None else values, q)
 
 
 # ---------------------------------------------------------------------------------------- kafka
@@ -263,6 +268,7 @@ class OutputWatcher:
         self.seen: set[str] = set()
         self.expect: set[str] = set()
         self.latency_ms: dict[str, float] = {}
+        self.worker_ms: dict[str, float] = {}  # scored_at - ts: event time to the worker's scoring
         self.duplicates = 0
         self.dead_count = 0
         self.dead_samples: list[bytes] = []
@@ -312,7 +318,8 @@ class OutputWatcher:
                         continue
                     self.seen.add(rid)
                     self.latency_ms[rid] = (now_wall - float(rec["ts"])) * 1000.0
-                    self.scored_at.append(float(rec.get("scored_at", 0.0)))
+                    self.worker_ms[rid] = (float(rec["scored_at"]) - float(rec["ts"])) * 1000.0
+                    self.scored_at.append(float(rec["scored_at"]))
                     if self.first_at is None:
                         self.first_at = now_mono
                     self.last_at = now_mono
@@ -479,7 +486,8 @@ class Bench:
             await producer.stop()
             await watcher.stop()
             await asyncio.to_thread(worker.stop)
-        return LatencyResult(n, rate, [watcher.latency_ms[i] for i in ids])
+        order = sorted(ids)  # ids are numbered in send order
+        return LatencyResult(n, rate, [watcher.latency_ms[i] for i in order], [watcher.worker_ms[i] for i in order])
 
 
 # -------------------------------------------------------------------------------------- report

@@ -34,8 +34,9 @@ class TritonPythonModel:
             texts.extend(t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in raw)
         has_text = np.array([bool(t.strip()) for t in texts])
         logits = np.asarray(self.vec.transform(texts) @ self.W) + self.b
-        # no usable text (image-only event): the skeleton ignores images, so answer the class prior
-        logits[~has_text] = self.b
+        # no usable text (image-only event): the skeleton ignores images, so it answers "no
+        # information" (neutral-leaning), not its training prior, which would bias windows
+        logits[~has_text] = np.log(np.array([0.25, 0.5, 0.25], dtype=np.float32))
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
