@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import orjson
 
@@ -36,7 +36,14 @@ def stamped_lines(path: Path, now=time.time) -> Iterator[tuple[bytes, bool]]:
         yield orjson.dumps(obj), burst
 
 
-def replay(path: Path, bootstrap: str, topic: str, rate: float = 0.0, progress_every: int = 100) -> int:
+def replay(
+    path: Path,
+    bootstrap: str,
+    topic: str,
+    rate: float = 0.0,
+    progress_every: int = 100,
+    on_sent: Callable[[int], None] | None = None,
+) -> int:
     """Send every line of ``path``; ``rate`` events/s (0 = as fast as possible). Returns lines sent."""
     from kafka import KafkaProducer
 
@@ -53,6 +60,8 @@ def replay(path: Path, bootstrap: str, topic: str, rate: float = 0.0, progress_e
                 next_at = max(next_at, time.monotonic() - interval) + interval
             producer.send(topic, payload)
             sent += 1
+            if on_sent is not None:
+                on_sent(sent)
             if progress_every and sent % progress_every == 0:
                 log.info("produced %d events", sent)
         producer.flush()

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     topic_deadletter: str = "babelwatch.deadletter"
     topic_partitions: int = 4
 
+    commit_interval_s: float = Field(2.8, gt=0, description="how often consumed offsets are committed")
+
     # --- micro-batching ------------------------------------------------------------------------
     batch_size: int = Field(64, ge=1, le=4096)
     batch_wait_s: float = Field(0.05, gt=0, description="longest wait to fill a batch")

@@ -26,6 +26,7 @@ app = faust.App(
     broker_rebalance_timeout=10,
     broker_heartbeat_interval=1,
     producer_linger=0.005,
+    broker_commit_interval=settings.commit_interval_s,
     web_enabled=False,
     autodiscover=False,
 )

@@ -52,19 +52,22 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         result = BatchResult()
-        events: list[Event] = []
+        events: list[tuple[Event, Origin]] = []
         for rec in records:
             checked = self.validator.validate(rec.value, rec.origin)
-            (events if isinstance(checked, Event) else result.dead).append(checked)
+            if isinstance(checked, Event):
+                events.append((checked, rec.origin))
+            else:
+                result.dead.append(checked)
         if not events:
             return result
 
-        langs = self._languages(events)
+        langs = self._languages([e for e, _ in events])
         outputs = await self.scorer.score(
-            [ScoreInput(e.text, e.image_bytes(), lang) for e, lang in zip(events, langs)]
+            [ScoreInput(e.text, e.image_bytes(), lang) for (e, _), lang in zip(events, langs)]
         )
         now = time.time()
-        for e, lang, out in zip(events, langs, outputs):
+        for (e, _), lang, out in zip(events, langs, outputs):
             p = out.probabilities
             result.scored.append(
                 Scored(
@@ -83,7 +86,7 @@ class BatchProcessor:
                 )
             )
 
-        result.windows = await self.windows.apply(result.scored)
+        result.windows = await self.windows.apply(result.scored, [_position(o) for _, o in events])
         candidates = []
         for w in result.windows:
             for det in self.detectors:
@@ -101,3 +104,10 @@ class BatchProcessor:
         for i, lang in zip(missing, detected):
             langs[i] = lang
         return langs
+
+
+def _position(origin: Origin) -> tuple[str, int] | None:
+    """The event's place in Kafka, the idempotency key of its window update."""
+    if origin.topic is None or origin.partition is None or origin.offset is None:
+        return None
+    return (f"{origin.topic}:{origin.partition}", origin.offset)

@@ -2,13 +2,15 @@
 
 Each window is one hash ``{prefix}:w:{size}:{topic}:{lang}:{start}`` with fields ``count``,
 ``negative``, ``neutral``, ``positive`` and ``sentiment_sum``, expiring after ``retention`` windows.
-A batch is folded into per-window deltas in Python first, then applied in ONE pipelined
-MULTI/EXEC round trip that also reads the volume history the detectors need.
+A batch is applied by one Lua script (``windows.lua``): ONE round trip that skips events whose
+Kafka offset was already applied (effectively-once under at-least-once delivery), folds the rest
+into per-window deltas, and reads back the volume history the detectors need.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from babelwatch.schema import ALL_LANGS, LABELS, Scored
@@ -57,6 +59,13 @@ def fold(scored: Iterable[Scored], size_s: int) -> dict[tuple[str, str, int], Wi
     return deltas
 
 
+def _text(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+_SCRIPT = (Path(__file__).with_name("windows.lua")).read_text()
+
+
 class WindowStore:
     def __init__(self, redis, size_s: int = 60, retention: int = 120, prefix: str = "bw", history: int = 5) -> None:
         self.redis = redis  # redis.asyncio.Redis
@@ -64,6 +73,9 @@ class WindowStore:
         self.retention = retention
         self.prefix = prefix
         self.history = history
+        self.applied_total = 0
+        self.skipped_total = 0  # redelivered events that were already counted
+        self._script = redis.register_script(_SCRIPT)
 
     def key(self, topic: str, lang: str, start: int) -> str:
         return f"{self.prefix}:w:{self.size_s}:{topic}:{lang}:{start}"
@@ -74,36 +86,28 @@ class WindowStore:
     def langs_key(self, topic: str) -> str:
         return f"{self.prefix}:langs:{topic}"
 
-    async def apply(self, scored: Sequence[Scored]) -> list[WindowState]:
-        """Add a batch to its windows; return every touched window with its volume history."""
-        deltas = fold(scored, self.size_s)
-        if not deltas:
+    async def apply(
+        self, scored: Sequence[Scored], positions: Sequence[tuple[str, int] | None] | None = None
+    ) -> list[WindowState]:
+        """Add a batch to its windows, each event at most once; return every touched window with
+        its volume history. ``positions[i]`` is event i's (source, offset), e.g. ("events:3", 1234):
+        an event at or below the last offset applied for its source is skipped (a redelivery)."""
+        if not scored:
             return []
-        ttl = self.size_s * self.retention
-        pipe = self.redis.pipeline(transaction=True)
-        order = list(deltas.items())
-        for (topic, lang, start), d in order:
-            key = self.key(topic, lang, start)
-            pipe.hincrby(key, "count", d.count)
-            for label, n in d.labels.items():
-                if n:
-                    pipe.hincrby(key, label, n)
-            pipe.hincrbyfloat(key, "sentiment_sum", d.sentiment_sum)
-            pipe.expire(key, ttl)
-            pipe.sadd(self.index_key(), topic)
-            pipe.sadd(self.langs_key(topic), lang)
-        marks = []
-        for (topic, lang, start), _ in order:
-            marks.append(len(pipe))
-            pipe.hmget(self.key(topic, lang, start), "count", "sentiment_sum")
-            for k in range(self.history, 0, -1):
-                pipe.hget(self.key(topic, lang, start - k * self.size_s), "count")
-        replies = await pipe.execute()
-        states = []
-        for ((topic, lang, start), _), mark in zip(order, marks):
-            count, ssum = replies[mark]
-            hist = tuple(None if r is None else int(r) for r in replies[mark + 1 : mark + 1 + self.history])
-            states.append(WindowState(topic, lang, start, self.size_s, int(count), float(ssum), hist))
+        args: list = [self.prefix, self.size_s, self.size_s * self.retention, self.history]
+        for i, s in enumerate(scored):
+            pos = positions[i] if positions is not None else None
+            src, off = pos if pos is not None else ("", 0)
+            args += [src, off, s.topic, s.lang, s.label, repr(s.sentiment), repr(s.ts)]
+        reply = await self._script(args=args)
+        self.applied_total += int(reply[0])
+        self.skipped_total += int(reply[1])
+        states, i, step = [], 2, 5 + self.history
+        while i < len(reply):
+            topic, lang, start, count, ssum = (_text(x) for x in reply[i : i + 5])
+            hist = tuple(None if h is None else int(h) for h in reply[i + 5 : i + step])
+            states.append(WindowState(topic, lang, int(start), self.size_s, int(count), float(ssum), hist))
+            i += step
         return states
 
     async def read(self, topic: str, lang: str, start: int) -> dict[str, float]:

@@ -58,6 +58,10 @@ def _run_dir(settings: Settings, name: str) -> Path:
     return path
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def up(settings: Settings, with_worker: bool = True) -> int:
     ensure_model()
     run_dir = _run_dir(settings, "up")
@@ -74,7 +78,7 @@ def up(settings: Settings, with_worker: bool = True) -> int:
                 f"logs: {run_dir}\nCtrl-C stops everything.",
                 flush=True,
             )
-            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+            signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops everything like Ctrl-C
             while worker is None or worker.alive:
                 time.sleep(0.5)
             log.error("worker exited; log tail:\n%s", worker.log_tail())
@@ -192,7 +196,8 @@ def demo(settings: Settings, file: Path, rate: float = 8.0, window_s: int = 5, t
         sent = {"n": 0}
 
         def produce() -> None:
-            sent["n"] = replay(file, stack.bootstrap, settings.topic_events, rate=rate, progress_every=0)
+            replay(file, stack.bootstrap, settings.topic_events, rate=rate, progress_every=0,
+                   on_sent=lambda n: sent.__setitem__("n", n))
 
         producer = threading.Thread(target=produce, daemon=True)
         producer.start()

@@ -15,6 +15,8 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import itertools
+
 import orjson
 import pytest
 
@@ -100,7 +102,11 @@ def ev(id: str, text: str = "", *, topic: str = "TSLA", ts: float, lang: str | N
     obj = {"id": id, "source": "social", "topic": topic, "text": text, "ts": ts, **extra}
     if lang is not None:
         obj["lang"] = lang
-    return RawRecord(orjson.dumps(obj), Origin("babelwatch.events", 0, abs(hash(id)) % 10_000))
+    # offsets grow like a real partition's; window updates skip offsets already applied
+    return RawRecord(orjson.dumps(obj), Origin("babelwatch.events", 0, next(_OFFSETS)))
+
+
+_OFFSETS = itertools.count(1000)
 
 
 def assert_well_formed(scored) -> None:
