@@ -454,6 +454,20 @@ def is_current(out_dir: Path, source_sha256: str) -> bool:
 
 
 @contextlib.contextmanager
+def _quiet_progress():
+    """No tqdm bars from transformers in logs (progress is logged here instead)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
 def _lock(path: Path):
     import fcntl
 
@@ -505,7 +519,8 @@ def convert(out_dir: Path | None = None, force: bool = False, *, source: Path | 
             log.info("dequantized %d tensors (%.1fM parameters) in %.1f s", len(f.tensors), n_params / 1e6,
                      time.perf_counter() - t)
             t = time.perf_counter()
-            model.save_pretrained(str(tmp), safe_serialization=True)
+            with _quiet_progress():
+                model.save_pretrained(str(tmp), safe_serialization=True)
             del model
             log.info("saved safetensors in %.1f s", time.perf_counter() - t)
 
