@@ -1,14 +1,14 @@
 """How records ride on Kafka: compact JSON bytes, keyed so related records share a partition."""
 from __future__ import annotations
 
-import orjson
 from pydantic import BaseModel
 
 from babelwatch.schema import Alert, DeadLetter, Scored
 
 
 def encode(record: BaseModel) -> bytes:
-    return orjson.dumps(record.model_dump(mode="json"))
+    # pydantic's own serializer: ~3 us against ~20 us for model_dump + orjson (bench/RESULTS.md)
+    return record.model_dump_json().encode()
 
 
 def key_of(record: Scored | Alert | DeadLetter) -> bytes | None:

@@ -33,7 +33,7 @@ class PipelineRuntime:
         self.scorer = TritonScorer(s.triton_url, s.triton_model, timeout_s=s.triton_timeout_s)
         await self.scorer.start()
         # lingua loads its models for ~0.5 s: keep it off the event loop
-        langid = await asyncio.to_thread(LinguaIdentifier)
+        langid = await asyncio.to_thread(LinguaIdentifier, s.languages)
         self.processor = BatchProcessor(
             validator=EventValidator(
                 Limits(max_text_chars=s.max_text_chars, max_image_bytes=s.max_image_bytes), s.max_event_bytes
