@@ -497,6 +497,21 @@ class Bench:
 
 
 # -------------------------------------------------------------------------------------- report
+def code_version() -> str:
+    """The commit measured (+ "dirty" with uncommitted changes): the pipeline changes under a bench."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (rev or "?") + ("+dirty" if dirty else "")
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -510,7 +525,8 @@ def report(results: list[PhaseResult], lat: LatencyResult | None, settings, load
         "",
         f"babelwatch bench pipeline   ({os.cpu_count()} cpus, batch_size={settings.batch_size}, "
         f"batch_wait_s={settings.batch_wait_s}, {PARTITIONS} partitions, Tansu memory://)",
-        f"load average before {load[0]}, after {load[1]} (other work on the machine skews every figure)",
+        f"code {code_version()}; load average before {load[0]}, after {load[1]} "
+        "(other work on the machine skews every figure)",
         "",
         f"{'phase':<34}{'events':>8}{'seconds':>10}{'events/s':>11}{'vs (a)':>9}",
         "-" * 72,
