@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     topic_scored: str = "babelwatch.scored"
     topic_alerts: str = "babelwatch.alerts"
     topic_deadletter: str = "babelwatch.deadletter"
+    topic_late: str = "babelwatch.late"
     topic_partitions: int = 4
 
     commit_interval_s: float = Field(2.8, gt=0, description="how often consumed offsets are committed")
@@ -41,7 +42,13 @@ class Settings(BaseSettings):
     )
 
     # --- windows -------------------------------------------------------------------------------
-    window_s: int = Field(60, ge=1, description="tumbling window length")
+    window_s: int = Field(60, ge=1, description="primary tumbling window length (detectors, demo)")
+    extra_windows: str = Field(
+        "300,3600", description="more window shapes, comma-separated: SIZE (tumbling) or SIZE/HOP (hopping)"
+    )
+    allowed_lateness_s: float = Field(
+        300.0, ge=0, description="events older than a topic's newest event time minus this are late"
+    )
     window_retention: int = Field(120, ge=2, description="windows kept per key (TTL = window_s * this)")
     redis_prefix: str = "bw"
 

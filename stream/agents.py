@@ -62,6 +62,7 @@ async def process(stream):
             [(settings.topic_deadletter, d) for d in result.dead]
             + [(settings.topic_scored, s) for s in result.scored]
             + [(settings.topic_alerts, a) for a in result.alerts]
+            + [(settings.topic_late, s) for s in result.late]
         )
         for a in result.alerts:
             log.warning("ALERT %s", a.message)

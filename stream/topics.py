@@ -7,6 +7,7 @@ events = app.topic(settings.topic_events, partitions=settings.topic_partitions)
 scored = app.topic(settings.topic_scored, partitions=settings.topic_partitions)
 alerts = app.topic(settings.topic_alerts, partitions=1)
 deadletter = app.topic(settings.topic_deadletter, partitions=1)
+late = app.topic(settings.topic_late, partitions=1)
 
 
 def topic_partitions() -> dict[str, int]:
@@ -16,4 +17,5 @@ def topic_partitions() -> dict[str, int]:
         settings.topic_scored: settings.topic_partitions,
         settings.topic_alerts: 1,
         settings.topic_deadletter: 1,
+        settings.topic_late: 1,
     }

@@ -16,7 +16,7 @@ from workers.detectors.base import Detector
 from workers.inference import ScoreInput, Scorer
 from workers.language import LanguageIdentifier
 from workers.validate import EventValidator, Origin
-from workers.windows import WindowState, WindowStore
+from workers.windows import ClosedWindowStats, WindowState, WindowStore
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class BatchResult:
     dead: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     windows: list[WindowState] = field(default_factory=list)
+    closed: list[ClosedWindowStats] = field(default_factory=list)
+    late: list[Scored] = field(default_factory=list)  # scored, but older than the watermark allows
 
 
 class BatchProcessor:
@@ -87,7 +89,10 @@ class BatchProcessor:
                 )
             )
 
-        result.windows = await self.windows.apply(result.scored, [_position(o) for _, o in events])
+        applied = await self.windows.apply_batch(result.scored, [_position(o) for _, o in events])
+        result.windows = applied.open
+        result.closed = applied.closed
+        result.late = [result.scored[i] for i in applied.late]
         candidates = []
         for w in result.windows:
             for det in self.detectors:

@@ -14,7 +14,7 @@ from workers.inference import TritonScorer
 from workers.language import LinguaIdentifier
 from workers.pipeline import BatchProcessor
 from workers.validate import EventValidator
-from workers.windows import WindowStore
+from workers.windows import WindowSpec, WindowStore
 
 log = logging.getLogger("babelwatch.runtime")
 
@@ -40,7 +40,11 @@ class PipelineRuntime:
             ),
             langid=langid,
             scorer=self.scorer,
-            windows=WindowStore(self.redis, s.window_s, s.window_retention, s.redis_prefix, s.spike_history),
+            windows=WindowStore(
+                self.redis, s.window_s, s.window_retention, s.redis_prefix, s.spike_history,
+                extra=[WindowSpec.parse(w) for w in s.extra_windows.split(",") if w.strip()],
+                allowed_lateness_s=s.allowed_lateness_s,
+            ),
             detectors=[VolumeSpike(s.spike_threshold, s.spike_min_history, s.spike_min_count)],
             gate=AlertGate(self.redis, s.redis_prefix),
         )

@@ -1,26 +1,69 @@
--- Apply a batch of scored events to tumbling windows, each event at most once.
+-- Apply a batch of scored events to event-time windows, each event at most once.
 --
--- Why a script: the check "was this Kafka offset applied already?" and the increments must be one
--- atomic step, or a worker killed between them double-counts (or loses) a batch on redelivery.
--- Kafka transactions are not available on every broker we run on, so the sink is idempotent.
+-- Why a script: "was this Kafka offset applied already?", "is this event too late?" and the
+-- increments must be one atomic step, or a worker killed between them double-counts (or loses) a
+-- batch on redelivery. Kafka transactions are not available on every broker we run on, so the
+-- sink itself is idempotent.
 --
--- ARGV: prefix, size_s, ttl_s, n_history, then 7 fields per event:
---       source ("topic:partition", "" = no dedup), offset, topic, lang, label, sentiment, ts
--- Returns: {applied, skipped, then per touched window: topic, lang, start, count, sentiment_sum,
---           followed by n_history counts of the previous windows (oldest first; nil = no key)}
-local prefix, size, ttl, nhist = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local offsets_key = prefix .. ':offsets'
-local label_field = {negative = 'negative', neutral = 'neutral', positive = 'positive'}
+-- ARGV: prefix, retention (windows kept per spec), n_history, allowed_lateness_s, n_specs,
+--       then n_specs pairs (size_s, hop_s) -- the first spec is the primary one,
+--       then 8 fields per event:
+--       source ("topic:partition", "" = no dedup), offset, topic, lang, label, sentiment, ts, modalities
+-- Watermark per topic: max event time seen minus allowed lateness. An event older than its topic's
+-- watermark is late: it updates no window and is reported back (the caller sends it to the late
+-- topic). A window [start, start+size) closes when the watermark passes its end.
+-- Returns: {applied, skipped, n_late, late indexes (1-based)...,
+--           n_open, per open primary window: topic, lang, start, count, sentiment_sum, n_history counts,
+--           n_closed, per closed window: topic, lang, size, hop, start, count, negative, neutral,
+--           positive, sentiment_sum, sentiment_sq, text, image}
+local prefix, retention, nhist, lateness = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local nspecs = tonumber(ARGV[5])
+local specs = {}
+for k = 1, nspecs do
+  specs[k] = {size = tonumber(ARGV[4 + 2 * k]), hop = tonumber(ARGV[5 + 2 * k])}
+end
+local first_event = 6 + 2 * nspecs
+local offsets_key, wm_key, stats_key = prefix .. ':offsets', prefix .. ':wm', prefix .. ':stats'
+local MAX_CLOSED_PER_SPEC = 48  -- a jump in event time closes at most this many windows per spec
 
-local last, moved = {}, {}
-local deltas, order = {}, {}
-local applied, skipped = 0, 0
-
-local function wkey(topic, lang, start)
-  return prefix .. ':w:' .. size .. ':' .. topic .. ':' .. lang .. ':' .. string.format('%d', start)
+local function wkey(spec, topic, lang, start)
+  local name = spec.size == spec.hop and tostring(spec.size) or (spec.size .. '/' .. spec.hop)
+  return prefix .. ':w:' .. name .. ':' .. topic .. ':' .. lang .. ':' .. string.format('%d', start)
 end
 
-for i = 5, #ARGV, 7 do
+local last, moved = {}, {}
+local maxts, wm_old = {}, {}
+local deltas, order = {}, {}
+local applied, skipped, late = 0, 0, {}
+
+local function watermark(topic)
+  if maxts[topic] == nil then
+    local v = redis.call('HGET', wm_key, topic)
+    maxts[topic] = v and tonumber(v) or false
+    wm_old[topic] = maxts[topic]
+  end
+  return maxts[topic]
+end
+
+local function add(key, spec, topic, lang, start, label, sentiment, modalities)
+  local d = deltas[key]
+  if d == nil then
+    d = {count = 0, negative = 0, neutral = 0, positive = 0, sum = 0, sq = 0, text = 0, image = 0,
+         topic = topic, lang = lang, start = start, spec = spec}
+    deltas[key] = d
+    order[#order + 1] = key
+  end
+  d.count = d.count + 1
+  d[label] = d[label] + 1
+  d.sum = d.sum + sentiment
+  d.sq = d.sq + sentiment * sentiment
+  if modalities % 2 == 1 then d.text = d.text + 1 end
+  if modalities >= 2 then d.image = d.image + 1 end
+end
+
+local idx = 0
+for i = first_event, #ARGV, 8 do
+  idx = idx + 1
   local src, off = ARGV[i], tonumber(ARGV[i + 1])
   local fresh = true
   if src ~= '' then
@@ -34,48 +77,60 @@ for i = 5, #ARGV, 7 do
       moved[src] = true
     end
   end
-  if fresh then
-    applied = applied + 1
-    local topic, lang, label = ARGV[i + 2], ARGV[i + 3], label_field[ARGV[i + 4]]
-    local sentiment, ts = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
-    local start = math.floor(ts / size) * size
-    for _, l in ipairs({lang, '*'}) do
-      local key = wkey(topic, l, start)
-      local d = deltas[key]
-      if d == nil then
-        d = {count = 0, negative = 0, neutral = 0, positive = 0, sum = 0, topic = topic, lang = l, start = start}
-        deltas[key] = d
-        order[#order + 1] = key
-      end
-      d.count = d.count + 1
-      d[label] = d[label] + 1
-      d.sum = d.sum + sentiment
-    end
-  else
+  if not fresh then
     skipped = skipped + 1
+  else
+    local topic, lang, label = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local sentiment, ts, modalities = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+    local seen = watermark(topic)
+    if seen and ts < seen - lateness then
+      late[#late + 1] = idx
+    else
+      applied = applied + 1
+      if (not seen) or ts > seen then maxts[topic] = ts end
+      for _, spec in ipairs(specs) do
+        -- every window [s, s+size) with s a multiple of hop that holds ts
+        local s = math.floor(ts / spec.hop) * spec.hop
+        while s > ts - spec.size do
+          for _, l in ipairs({lang, '*'}) do
+            add(wkey(spec, topic, l, s), spec, topic, l, s, label, sentiment, modalities)
+          end
+          s = s - spec.hop
+        end
+      end
+    end
   end
 end
 
 for _, key in ipairs(order) do
   local d = deltas[key]
   redis.call('HINCRBY', key, 'count', d.count)
-  for _, f in ipairs({'negative', 'neutral', 'positive'}) do
+  for _, f in ipairs({'negative', 'neutral', 'positive', 'text', 'image'}) do
     if d[f] > 0 then redis.call('HINCRBY', key, f, d[f]) end
   end
   redis.call('HINCRBYFLOAT', key, 'sentiment_sum', string.format('%.17g', d.sum))
-  redis.call('EXPIRE', key, ttl)
+  redis.call('HINCRBYFLOAT', key, 'sentiment_sq', string.format('%.17g', d.sq))
+  redis.call('EXPIRE', key, d.spec.size * retention)
   redis.call('SADD', prefix .. ':topics', d.topic)
   redis.call('SADD', prefix .. ':langs:' .. d.topic, d.lang)
-end
-if skipped > 0 then
-  redis.call('HINCRBY', prefix .. ':stats', 'redelivered_skipped', skipped)
 end
 for src, _ in pairs(moved) do
   redis.call('HSET', offsets_key, src, string.format('%d', last[src]))
 end
+if skipped > 0 then redis.call('HINCRBY', stats_key, 'redelivered_skipped', skipped) end
+if #late > 0 then redis.call('HINCRBY', stats_key, 'late', #late) end
 
-local out = {applied, skipped}
+local out = {applied, skipped, #late}
+for _, i in ipairs(late) do out[#out + 1] = i end
+
+-- open windows of the primary spec, with the volume history the open-window detectors need
+local primary = specs[1]
+local open = {}
 for _, key in ipairs(order) do
+  if deltas[key].spec == primary then open[#open + 1] = key end
+end
+out[#out + 1] = #open
+for _, key in ipairs(open) do
   local d = deltas[key]
   local cur = redis.call('HMGET', key, 'count', 'sentiment_sum')
   out[#out + 1] = d.topic
@@ -84,8 +139,43 @@ for _, key in ipairs(order) do
   out[#out + 1] = cur[1]
   out[#out + 1] = cur[2]
   for k = nhist, 1, -1 do
-    local prev = redis.call('HGET', wkey(d.topic, d.lang, d.start - k * size), 'count')
-    out[#out + 1] = prev
+    out[#out + 1] = redis.call('HGET', wkey(primary, d.topic, d.lang, d.start - k * primary.size), 'count')
   end
+end
+
+-- windows closed by the watermark's advance, for every spec and language of each topic
+local closed = {}
+for topic, ts in pairs(maxts) do
+  if ts then
+    redis.call('HSET', wm_key, topic, string.format('%.17g', ts))
+    local old = wm_old[topic]
+    if old and ts > old then
+      local wm0, wm1 = old - lateness, ts - lateness
+      local langs = redis.call('SMEMBERS', prefix .. ':langs:' .. topic)
+      for _, spec in ipairs(specs) do
+        -- ends e = s + size with s a multiple of hop, wm0 < e <= wm1
+        local s = math.floor((wm1 - spec.size) / spec.hop) * spec.hop
+        local n = 0
+        while s + spec.size > wm0 and n < MAX_CLOSED_PER_SPEC do
+          for _, l in ipairs(langs) do
+            local key = wkey(spec, topic, l, s)
+            local h = redis.call('HMGET', key, 'count', 'negative', 'neutral', 'positive',
+                                 'sentiment_sum', 'sentiment_sq', 'text', 'image')
+            if h[1] or l == '*' then
+              closed[#closed + 1] = {topic, l, spec.size, spec.hop, string.format('%d', s),
+                                     h[1] or '0', h[2] or '0', h[3] or '0', h[4] or '0',
+                                     h[5] or '0', h[6] or '0', h[7] or '0', h[8] or '0'}
+            end
+          end
+          s = s - spec.hop
+          n = n + 1
+        end
+      end
+    end
+  end
+end
+out[#out + 1] = #closed
+for _, c in ipairs(closed) do
+  for _, v in ipairs(c) do out[#out + 1] = v end
 end
 return out
