@@ -201,22 +201,23 @@ class WindowStore:
             i += 13
         return result
 
-    async def read(self, topic: str, lang: str, start: int) -> dict[str, float]:
-        raw = await self.redis.hgetall(self.key(topic, lang, start))
-        return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+    async def read(self, topic: str, lang: str, start: int, spec: WindowSpec | None = None) -> dict[str, float]:
+        raw = await self.redis.hgetall(self.key(topic, lang, start, spec))
+        return {_text(k): float(v) for k, v in raw.items()}
 
-    async def series(self, topic: str, lang: str, end_ts: float, n: int) -> list[tuple[int, dict[str, float]]]:
-        """The last ``n`` windows up to the one holding ``end_ts``, oldest first (one round trip)."""
-        last = window_start(end_ts, self.size_s)
-        starts = [last - k * self.size_s for k in range(n - 1, -1, -1)]
+    async def series(
+        self, topic: str, lang: str, end_ts: float, n: int, spec: WindowSpec | None = None
+    ) -> list[tuple[int, dict[str, float]]]:
+        """The last ``n`` windows of a shape up to the newest one holding ``end_ts``, oldest
+        first, in one round trip. Missing windows come back empty (zero volume)."""
+        spec = spec or self.specs[0]
+        last = window_start(end_ts, spec.hop_s)
+        starts = [last - k * spec.hop_s for k in range(n - 1, -1, -1)]
         pipe = self.redis.pipeline(transaction=False)
         for s in starts:
-            pipe.hgetall(self.key(topic, lang, s))
+            pipe.hgetall(self.key(topic, lang, s, spec))
         replies = await pipe.execute()
-        return [
-            (s, {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in r.items()})
-            for s, r in zip(starts, replies)
-        ]
+        return [(s, {_text(k): float(v) for k, v in r.items()}) for s, r in zip(starts, replies)]
 
     async def topics(self) -> list[str]:
         return sorted(m.decode() if isinstance(m, bytes) else m for m in await self.redis.smembers(self.index_key()))

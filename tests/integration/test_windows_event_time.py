@@ -118,3 +118,14 @@ async def test_out_of_order_stream_within_lateness_is_counted_exactly(r):
     for start in range(1000, 1050, 10):
         want = sum(1 for e in events if start <= e.ts < start + 10)
         assert int(await r.hget(st.key("G", "*", start), "count") or 0) == want
+
+
+async def test_series_for_each_window_shape(r):
+    st = store(r, size=10, extra=["30/10"])
+    await st.apply_batch([make_scored("H", "en", "neutral", 1000.0 + i) for i in range(0, 40, 2)])
+    tumbling = await st.series("H", "*", 1039.0, 4)
+    assert [(s, int(h.get("count", 0))) for s, h in tumbling] == [(1000, 5), (1010, 5), (1020, 5), (1030, 5)]
+    hopping = await st.series("H", "*", 1039.0, 3, WindowSpec(30, 10))
+    # the newest hopping window starting at or before 1039 starts at 1030: [1030,1060) holds 5
+    assert [(s, int(h.get("count", 0))) for s, h in hopping] == [(1010, 15), (1020, 10), (1030, 5)]
+    assert (await st.series("H", "*", 2000.0, 1))[0] == (2000, {})
