@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("topic")
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
 
+    p = sub.add_parser("api", help="serve the HTTP API (trends, alerts, health; OpenAPI at /docs)")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+
     p = sub.add_parser("up", help="start broker, Redis, Triton and a worker locally; Ctrl-C stops all")
     p.add_argument("--no-worker", action="store_true")
 
@@ -77,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
             tail(settings.bootstrap, _topic(settings, args.topic), timeout_s=args.timeout)
         except KeyboardInterrupt:
             pass
+        return 0
+    if args.cmd == "api":
+        import uvicorn
+
+        from babelwatch.api.app import create_app
+
+        uvicorn.run(create_app(settings), host=args.host or settings.api_host, port=args.port or settings.api_port,
+                    log_level="warning")
         return 0
     if args.cmd == "up":
         from babelwatch.demo.run import up

@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     max_text_chars: int = 10_000
     max_image_bytes: int = 1_000_000
     fetch_image_urls: bool = False
+
+    # --- HTTP API ------------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_token: SecretStr | None = Field(None, description="bearer token required for writes; unset = no writes")
 
     # --- local stack ---------------------------------------------------------------------------
     run_dir: Path = REPO_ROOT / ".run"

@@ -33,10 +33,11 @@ def build_alert(window: WindowState, verdict: Verdict, now: float | None = None)
 
 
 class AlertGate:
-    def __init__(self, redis, prefix: str = "bw", ttl_s: int = 86_400) -> None:
+    def __init__(self, redis, prefix: str = "bw", ttl_s: int = 86_400, history_len: int = 1000) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
+        self.history_len = history_len
 
     async def admit(self, alerts: list[Alert]) -> list[Alert]:
         """The alerts not fired before (one round trip for the whole list)."""
@@ -45,4 +46,17 @@ class AlertGate:
         pipe = self.redis.pipeline(transaction=False)
         for a in alerts:
             pipe.set(f"{self.prefix}:alerted:{a.id}", a.fired_at, nx=True, ex=self.ttl_s)
-        return [a for a, fresh in zip(alerts, await pipe.execute()) if fresh]
+        admitted = [a for a, fresh in zip(alerts, await pipe.execute()) if fresh]
+        if admitted:  # rare: a second round trip only when something fired
+            await self.redis.lpush(self.history_key, *(a.model_dump_json() for a in admitted))
+            await self.redis.ltrim(self.history_key, 0, self.history_len - 1)
+        return admitted
+
+    @property
+    def history_key(self) -> str:
+        return f"{self.prefix}:alerts:history"
+
+    async def history(self, limit: int = 100) -> list[Alert]:
+        """Newest first."""
+        raw = await self.redis.lrange(self.history_key, 0, max(0, limit - 1))
+        return [Alert.model_validate_json(r) for r in raw]

@@ -1,0 +1,45 @@
+"""The HTTP API: trends, alerts, health. OpenAPI at /openapi.json, docs at /docs.
+
+Reads go straight to Redis (the windows and alert history the workers write); the API holds no
+state of its own, so any number of replicas can run. Writes need a bearer token.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from babelwatch.api import routes_alerts, routes_health, routes_trends
+from babelwatch.settings import Settings
+from workers.alerts import AlertGate
+from workers.windows import WindowSpec, WindowStore
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        r = aioredis.from_url(settings.redis_url)
+        app.state.settings = settings
+        app.state.redis = r
+        app.state.windows = WindowStore(
+            r, settings.window_s, settings.window_retention, settings.redis_prefix, settings.spike_history,
+            extra=[WindowSpec.parse(w) for w in settings.extra_windows.split(",") if w.strip()],
+            allowed_lateness_s=settings.allowed_lateness_s,
+        )
+        app.state.alerts = AlertGate(r, settings.redis_prefix)
+        try:
+            yield
+        finally:
+            await r.aclose()
+
+    app = FastAPI(
+        title="babelwatch",
+        version="0.1.0",
+        description="Real-time multilingual sentiment: trends per topic and language, alerts.",
+        lifespan=lifespan,
+    )
+    app.include_router(routes_health.router)
+    app.include_router(routes_trends.router, prefix="/v1")
+    app.include_router(routes_alerts.router, prefix="/v1")
+    return app
