@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     b = bsub.add_parser("pipeline", help="raw consume->produce vs the pipeline on the same broker")
     b.add_argument("--events", type=int, default=20_000)
     b.add_argument("--real-events", type=int, default=3_000)
+    b = bsub.add_parser("detectors", help="detectors on labelled synthetic streams: precision, recall, delay")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--streams", type=int, default=50, help="streams, kinds in turn (spike, shift, drift, ...)")
+    b.add_argument("--days", type=int, default=4, help="days per stream (the first is warm-up)")
 
     p = sub.add_parser("model", help="model artifacts")
     msub = p.add_subparsers(dest="model", required=True)
@@ -98,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         from babelwatch.demo.run import demo
 
         return demo(settings, file=Path(args.file), rate=args.rate, window_s=args.window)
+    if args.cmd == "bench" and args.bench == "detectors":
+        from babelwatch.bench.detectors import run as bench_detectors
+
+        return bench_detectors(seed=args.seed, n_streams=args.streams, days=args.days)
     if args.cmd == "bench":
         from babelwatch.bench.pipeline import run as bench_pipeline
 

@@ -19,7 +19,6 @@ Contract of ``update`` for every WindowDetector:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, runtime_checkable
 
@@ -134,8 +133,3 @@ class WindowDetector(Protocol):
     @classmethod
     def from_state(cls, state: dict) -> "WindowDetector":
         """A detector equivalent to the one ``state`` was taken from."""
-
-
-def finite(x: float, default: float = 0.0) -> float:
-    """``x`` when finite, else ``default`` (JSON has no NaN or infinity)."""
-    return x if math.isfinite(x) else default

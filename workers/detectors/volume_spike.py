@@ -12,8 +12,9 @@ Two entry points share that math (:func:`robust_z`):
 * ``update(ClosedWindow)`` -- online, on each CLOSED window of one (topic, language) series. The
   detector keeps the counts itself (JSON state), gap-fills missing windows with zeros, and can
   be made seasonal: with ``season`` (windows per period, e.g. 288 five-minute windows = a day)
-  the count is also compared with the same time of the previous ``seasons`` periods (+-
-  ``season_width`` windows) and the SMALLER of the two scores decides. A daily peak (market open,
+  the count is also compared with the same time of the previous ``seasons`` periods (median
+  and MAD over those periods, at the offset within +- ``season_width`` windows that fits best)
+  and the SMALLER of the two scores decides. A daily peak (market open,
   evening prime time) is then normal because it happened at that time yesterday, while a burst
   must be unusual both for the last hour and for this time of day. Until one full period has
   been seen the recent baseline alone decides, so a recurring peak can alert on its first day.
@@ -45,7 +46,7 @@ class VolumeSpike:
         threshold: float = 4.0,
         min_history: int = 3,
         min_count: int = 20,
-        history: int = 12,
+        history: int = 24,
         season: int = 0,
         seasons: int = 3,
         season_width: int = 1,
@@ -91,16 +92,24 @@ class VolumeSpike:
         )
 
     # --- closed windows -------------------------------------------------------------------------
-    def _seasonal(self, index: int) -> list[int]:
-        """Counts at the same position of the previous periods (+- season_width), from the store."""
-        out = []
+    def _seasonal(self, index: int, value: int) -> tuple[float, float] | None:
+        """(median, score) of ``value`` against the same time of the previous periods: for each
+        offset o in [-season_width, season_width] the counts at index - j*season + o (j = 1..seasons)
+        form a baseline; the offset that explains ``value`` best (lowest score) wins, so a recurring
+        peak that comes a window early or late is still "the usual peak"."""
         n = len(self._counts)
-        for j in range(1, self.seasons + 1):
-            for o in range(-self.season_width, self.season_width + 1):
+        best = None
+        for o in range(-self.season_width, self.season_width + 1):
+            vals = []
+            for j in range(1, self.seasons + 1):
                 back = self._last - (index - j * self.season + o)  # 0 = newest stored
                 if 0 <= back < n:
-                    out.append(self._counts[n - 1 - back])
-        return out
+                    vals.append(self._counts[n - 1 - back])
+            if vals:
+                median, _, score = robust_z(value, vals)
+                if best is None or score < best[1]:
+                    best = (median, score)
+        return best
 
     def update(self, window: ClosedWindow) -> Verdict | None:
         index = window.index
@@ -116,13 +125,12 @@ class VolumeSpike:
         if len(recent) >= self.min_history:
             median, _, score = robust_z(window.count, recent)
             note = f"median of last {len(recent)} {median:g}"
-            if self.season:
-                seasonal = self._seasonal(index) if self._last is not None else []
-                if len(seasonal) >= self.season_width + 1:
-                    s_median, _, s_score = robust_z(window.count, seasonal)
-                    note += f", same time earlier {s_median:g} (z {s_score:.1f})"
-                    if s_score < score:
-                        median, score = s_median, s_score
+            seasonal = self._seasonal(index, window.count) if self.season else None
+            if seasonal is not None:
+                s_median, s_score = seasonal
+                note += f", same time earlier {s_median:g} (z {s_score:.1f})"
+                if s_score < score:
+                    median, score = s_median, s_score
             verdict = Verdict(
                 detector=self.name,
                 score=score,
