@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     topic_alerts: str = "babelwatch.alerts"
     topic_deadletter: str = "babelwatch.deadletter"
     topic_late: str = "babelwatch.late"
+    topic_closed_windows: str = "babelwatch.windows.closed"
     topic_partitions: int = 4
 
     commit_interval_s: float = Field(2.8, gt=0, description="how often consumed offsets are committed")
@@ -52,7 +53,10 @@ class Settings(BaseSettings):
     window_retention: int = Field(120, ge=2, description="windows kept per key (TTL = window_s * this)")
     redis_prefix: str = "bw"
 
-    # --- detector ------------------------------------------------------------------------------
+    # --- detectors -----------------------------------------------------------------------------
+    detectors_config: Path | None = Field(
+        None, description="JSON DetectorConfig (per-topic detectors on closed windows); default profile if unset"
+    )
     spike_history: int = Field(5, ge=2, description="closed windows the volume-spike baseline uses")
     spike_min_history: int = Field(3, ge=1, description="no alert before this many closed windows")
     spike_threshold: float = Field(4.0, gt=0, description="robust z-score that fires")

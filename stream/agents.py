@@ -11,9 +11,11 @@ import asyncio
 import logging
 
 import mode
+import orjson
 
 from stream import records, topics
 from stream.app import app, settings
+from workers.detection import closed_window_from_json
 from workers.runtime import PipelineRuntime
 from workers.validate import Origin
 from workers.pipeline import RawRecord
@@ -65,6 +67,30 @@ async def process(stream):
             + [(settings.topic_late, s) for s in result.late]
         )
         for a in result.alerts:
+            log.warning("ALERT %s", a.message)
+        if result.outbox:
+            await Pipeline.runtime.outbox.drain(_send_closed)
+
+
+async def _send_closed(items: list[bytes]) -> None:
+    producer = app.producer
+    futures = [
+        await producer.send(settings.topic_closed_windows, orjson.loads(raw)["topic"].encode(), raw, None, None, None)
+        for raw in items
+    ]
+    await asyncio.gather(*futures)
+
+
+@app.agent(topics.closed_windows)
+async def detect(stream):
+    """Stateful detectors on closed windows; low volume (one record per series and window)."""
+    async for events in stream.take_events(256, within=0.2):
+        while Pipeline.runtime is None or Pipeline.runtime.detection is None:
+            await asyncio.sleep(0.05)
+        windows = [closed_window_from_json(e.message.value) for e in events]
+        alerts = await Pipeline.runtime.detection.process(windows)
+        await _send_all([(settings.topic_alerts, a) for a in alerts])
+        for a in alerts:
             log.warning("ALERT %s", a.message)
 
 

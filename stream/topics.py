@@ -8,6 +8,8 @@ scored = app.topic(settings.topic_scored, partitions=settings.topic_partitions)
 alerts = app.topic(settings.topic_alerts, partitions=1)
 deadletter = app.topic(settings.topic_deadletter, partitions=1)
 late = app.topic(settings.topic_late, partitions=1)
+# internal: windows the watermark closed, keyed by topic so one consumer owns a topic's detectors
+closed_windows = app.topic(settings.topic_closed_windows, partitions=settings.topic_partitions)
 
 
 def topic_partitions() -> dict[str, int]:
@@ -18,4 +20,5 @@ def topic_partitions() -> dict[str, int]:
         settings.topic_alerts: 1,
         settings.topic_deadletter: 1,
         settings.topic_late: 1,
+        settings.topic_closed_windows: settings.topic_partitions,
     }

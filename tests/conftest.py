@@ -52,10 +52,11 @@ class PipelineWorld:
             "alerts": f"t{tag}.alerts",
             "deadletter": f"t{tag}.deadletter",
             "late": f"t{tag}.late",
+            "closed_windows": f"t{tag}.closed",
         }
         stack.broker.create_topics({self.topics["events"]: 4, self.topics["scored"]: 4,
                                     self.topics["alerts"]: 1, self.topics["deadletter"]: 1,
-                                    self.topics["late"]: 1})
+                                    self.topics["late"]: 1, self.topics["closed_windows"]: 4})
         self.env = {
             "BABELWATCH_BROKER_URL": f"kafka://{stack.bootstrap}",
             "BABELWATCH_REDIS_URL": stack.redis_url,

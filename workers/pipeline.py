@@ -33,6 +33,7 @@ class BatchResult:
     windows: list[WindowState] = field(default_factory=list)
     closed: list[ClosedWindowStats] = field(default_factory=list)
     late: list[Scored] = field(default_factory=list)  # scored, but older than the watermark allows
+    outbox: int = 0  # closed windows waiting to be sent to the detection stage
 
 
 class BatchProcessor:
@@ -93,6 +94,7 @@ class BatchProcessor:
         result.windows = applied.open
         result.closed = applied.closed
         result.late = [result.scored[i] for i in applied.late]
+        result.outbox = applied.outbox
         candidates = []
         for w in result.windows:
             for det in self.detectors:

@@ -9,6 +9,9 @@ import redis.asyncio as aioredis
 from babelwatch.schema import Limits
 from babelwatch.settings import Settings
 from workers.alerts import AlertGate
+from workers.detection import ClosedWindowDetection
+from workers.detectors.registry import DetectorConfig
+from workers.outbox import ClosedWindowOutbox
 from workers.detectors.volume_spike import VolumeSpike
 from workers.inference import TritonScorer
 from workers.language import LinguaIdentifier
@@ -25,6 +28,8 @@ class PipelineRuntime:
         self.redis: aioredis.Redis | None = None
         self.scorer: TritonScorer | None = None
         self.processor: BatchProcessor | None = None
+        self.outbox: ClosedWindowOutbox | None = None
+        self.detection: ClosedWindowDetection | None = None
 
     async def start(self) -> BatchProcessor:
         s = self.settings
@@ -48,6 +53,9 @@ class PipelineRuntime:
             detectors=[VolumeSpike(s.spike_threshold, s.spike_min_history, s.spike_min_count)],
             gate=AlertGate(self.redis, s.redis_prefix),
         )
+        config = DetectorConfig.from_file(s.detectors_config) if s.detectors_config else DetectorConfig()
+        self.outbox = ClosedWindowOutbox(self.redis, s.redis_prefix)
+        self.detection = ClosedWindowDetection(self.redis, config, self.processor.gate, s.redis_prefix)
         log.info("pipeline ready (model %s)", self.scorer.model_id)
         return self.processor
 

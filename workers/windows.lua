@@ -15,7 +15,8 @@
 -- Returns: {applied, skipped, n_late, late indexes (1-based)...,
 --           n_open, per open primary window: topic, lang, start, count, sentiment_sum, n_history counts,
 --           n_closed, per closed window: topic, lang, size, hop, start, count, negative, neutral,
---           positive, sentiment_sum, sentiment_sq, text, image}
+--           positive, sentiment_sum, sentiment_sq, text, image,
+--           outbox length}  -- closed windows also wait in {prefix}:closed:outbox (JSON) until sent
 local prefix, retention, nhist, lateness = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local nspecs = tonumber(ARGV[5])
 local specs = {}
@@ -24,6 +25,7 @@ for k = 1, nspecs do
 end
 local first_event = 6 + 2 * nspecs
 local offsets_key, wm_key, stats_key = prefix .. ':offsets', prefix .. ':wm', prefix .. ':stats'
+local outbox_key = prefix .. ':closed:outbox'
 local MAX_CLOSED_PER_SPEC = 48  -- a jump in event time closes at most this many windows per spec
 
 local function wkey(spec, topic, lang, start)
@@ -162,9 +164,16 @@ for topic, ts in pairs(maxts) do
             local h = redis.call('HMGET', key, 'count', 'negative', 'neutral', 'positive',
                                  'sentiment_sum', 'sentiment_sq', 'text', 'image')
             if h[1] or l == '*' then
-              closed[#closed + 1] = {topic, l, spec.size, spec.hop, string.format('%d', s),
-                                     h[1] or '0', h[2] or '0', h[3] or '0', h[4] or '0',
-                                     h[5] or '0', h[6] or '0', h[7] or '0', h[8] or '0'}
+              local c = {topic, l, spec.size, spec.hop, string.format('%d', s),
+                         h[1] or '0', h[2] or '0', h[3] or '0', h[4] or '0',
+                         h[5] or '0', h[6] or '0', h[7] or '0', h[8] or '0'}
+              closed[#closed + 1] = c
+              -- outbox: the closure survives a crash between this script and the Kafka send
+              redis.call('RPUSH', outbox_key, cjson.encode({
+                topic = c[1], lang = c[2], size_s = c[3], hop_s = c[4], start = tonumber(c[5]),
+                count = tonumber(c[6]), negative = tonumber(c[7]), neutral = tonumber(c[8]),
+                positive = tonumber(c[9]), sentiment_sum = tonumber(c[10]),
+                sentiment_sq = tonumber(c[11]), text = tonumber(c[12]), image = tonumber(c[13])}))
             end
           end
           s = s - spec.hop
@@ -178,4 +187,5 @@ out[#out + 1] = #closed
 for _, c in ipairs(closed) do
   for _, v in ipairs(c) do out[#out + 1] = v end
 end
+out[#out + 1] = redis.call('LLEN', outbox_key)
 return out

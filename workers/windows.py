@@ -116,6 +116,7 @@ class ApplyResult:
     late: list[int] = field(default_factory=list)  # indexes into the batch
     applied: int = 0
     skipped: int = 0
+    outbox: int = 0  # closed windows waiting in the outbox to be sent on (workers.outbox)
 
 
 class WindowStore:
@@ -199,6 +200,7 @@ class WindowStore:
                 )
             )
             i += 13
+        result.outbox = int(reply[i])
         return result
 
     async def read(self, topic: str, lang: str, start: int, spec: WindowSpec | None = None) -> dict[str, float]:

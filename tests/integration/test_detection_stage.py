@@ -1,0 +1,91 @@
+"""Closed windows through the outbox and the stateful detectors, on the real Redis."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from bw_factories import make_scored
+
+from workers.alerts import AlertGate
+from workers.detection import ClosedWindowDetection, closed_window_from_json
+from workers.detectors.registry import DetectorConfig
+from workers.outbox import ClosedWindowOutbox
+from workers.windows import WindowStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def r():
+    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+    client.test_prefix = f"bwtest-det-{uuid.uuid4().hex[:8]}"
+    yield client
+    keys = [k async for k in client.scan_iter(f"{client.test_prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def test_closed_windows_wait_in_the_outbox_until_sent(r):
+    store = WindowStore(r, size_s=10, retention=10, prefix=r.test_prefix, allowed_lateness_s=0)
+    outbox = ClosedWindowOutbox(r, r.test_prefix)
+    await store.apply_batch([make_scored("T", "en", "neutral", 100.0 + i) for i in range(5)])
+    res = await store.apply_batch([make_scored("T", "en", "neutral", 111.0)])  # closes [100, 110)
+    assert res.outbox == 2  # en and *
+
+    async def failing_send(items):
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        await outbox.drain(failing_send)
+    assert await outbox.pending() == 2  # nothing lost when the send fails
+    sent: list[bytes] = []
+
+    async def send(items):
+        sent.extend(items)
+
+    assert await outbox.drain(send) == 2
+    assert await outbox.pending() == 0
+    windows = sorted((closed_window_from_json(x) for x in sent), key=lambda w: w.lang)
+    assert [(w.lang, w.start, w.count, w.size_s) for w in windows] == [("*", 100, 5, 10), ("en", 100, 5, 10)]
+
+
+async def test_only_one_worker_drains_at_a_time(r):
+    outbox = ClosedWindowOutbox(r, r.test_prefix)
+    await r.rpush(outbox.key, b'{"topic":"T"}')
+    await r.set(outbox.lock_key, "someone-else", px=5000)
+
+    async def send(items):
+        raise AssertionError("must not send while another worker holds the lock")
+
+    assert await outbox.drain(send) == 0
+    assert await outbox.pending() == 1
+
+
+async def test_detectors_keep_state_in_redis_and_fire_on_a_shift(r):
+    config = DetectorConfig.model_validate({"default": {"window_s": 10, "detectors": [
+        {"kind": "sentiment_shift", "min_history": 5, "min_count": 5}]}})
+    gate = AlertGate(r, r.test_prefix)
+    windows = []
+    for k in range(20):  # calm, slightly noisy sentiment around +0.3 ...
+        windows.append(dict(topic="T", lang="*", start=1000 + 10 * k, size_s=10, count=50,
+                            sentiment_sum=50 * (0.3 + 0.02 * ((-1) ** k)), sentiment_sq=50 * 0.2))
+    shifted = dict(topic="T", lang="*", start=1200, size_s=10, count=50, sentiment_sum=50 * -0.6, sentiment_sq=50 * 0.5)
+
+    import orjson
+
+    def cw(d):
+        return closed_window_from_json(orjson.dumps(d))
+
+    # two detection objects = two workers one after the other: state must carry over via Redis
+    first = ClosedWindowDetection(r, config, gate, r.test_prefix)
+    assert await first.process([cw(d) for d in windows[:10]], now=1.0) == []
+    second = ClosedWindowDetection(r, config, gate, r.test_prefix)
+    assert await second.process([cw(d) for d in reversed(windows[10:])], now=2.0) == []  # order restored
+    alerts = await second.process([cw(shifted)], now=3.0)
+    assert [(a.detector, a.topic, a.window_start) for a in alerts] == [("sentiment_shift", "T", 1200.0)]
+    # the same window again (an outbox redelivery) changes nothing and fires nothing
+    assert await second.process([cw(shifted)], now=4.0) == []
+    # windows of a shape the profile does not use are ignored
+    assert await second.process([cw({**shifted, "size_s": 60, "start": 1260})], now=5.0) == []

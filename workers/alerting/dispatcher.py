@@ -1,0 +1,158 @@
+"""Fan notification groups out to their receivers, each receiver isolated from the others.
+
+One *lane* per (route id, receiver name): a bounded queue and one task that owns the receiver's
+sink (started in that task, stopped when the lane ends). ``submit`` never waits: it puts the group
+on each receiver's queue, and when a queue is full (a receiver that is down or slow for long) its
+oldest notification is dropped and counted. So a receiver that sleeps, times out or retries only
+delays its own lane. A receiver whose config changed gets a new lane; the old one finishes its
+backlog and stops. ``retain`` ends lanes of routes/receivers that no longer exist.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from workers.alerting.model import NotificationGroup
+from workers.alerting.sinks.base import Sink
+
+log = logging.getLogger("babelwatch.alerting.dispatcher")
+
+_STOP = object()
+SinkFactory = Callable[[object], Sink]
+
+
+@dataclass
+class LaneStats:
+    sent: int = 0
+    failed: int = 0
+    dropped: int = 0
+
+
+@dataclass
+class _Lane:
+    key: str
+    receiver: object
+    queue: asyncio.Queue
+    stats: LaneStats = field(default_factory=LaneStats)
+    task: asyncio.Task | None = None
+
+
+def lane_key(route_id: str, receiver_name: str) -> str:
+    return f"{route_id}/{receiver_name}"
+
+
+class Dispatcher:
+    def __init__(self, sink_factory: SinkFactory, queue_size: int = 256, send_timeout_s: float | None = None) -> None:
+        self.sink_factory = sink_factory
+        self.queue_size = queue_size
+        self.send_timeout_s = send_timeout_s
+        self.lanes: dict[str, _Lane] = {}
+        self._retired: set[asyncio.Task] = set()
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+
+    async def stop(self, drain_timeout_s: float = 5.0) -> None:
+        """Let lanes finish what is queued (up to ``drain_timeout_s``), then cancel them."""
+        self._running = False
+        lanes = list(self.lanes.values())
+        for lane in lanes:
+            self._close(lane)
+        tasks = [t for t in [ln.task for ln in lanes] if t is not None] + list(self._retired)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        self.lanes.clear()
+        self._retired.clear()
+
+    def submit(self, groups: NotificationGroup | Iterable[NotificationGroup]) -> None:
+        """Queue for every receiver of each group; never waits."""
+        if not self._running:
+            raise RuntimeError("dispatcher not started")
+        for group in [groups] if isinstance(groups, NotificationGroup) else groups:
+            for receiver in group.receivers:
+                lane = self._lane(group.route_id, receiver)
+                if lane.queue.qsize() >= self.queue_size:
+                    try:
+                        lane.queue.get_nowait()
+                        lane.queue.task_done()
+                        lane.stats.dropped += 1
+                        log.warning("receiver %s is behind: oldest notification dropped", lane.key)
+                    except asyncio.QueueEmpty:
+                        pass
+                lane.queue.put_nowait(group)
+
+    def retain(self, keys: Iterable[str]) -> None:
+        """End the lanes whose key is not in ``keys`` (see :func:`lane_key`)."""
+        keep = set(keys)
+        for key in [k for k in self.lanes if k not in keep]:
+            self._close(self.lanes.pop(key))
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {k: {"queued": ln.queue.qsize(), **vars(ln.stats)} for k, ln in self.lanes.items()}
+
+    async def join(self, timeout_s: float | None = None) -> None:
+        """Wait until every queued notification was handled (tests, shutdown)."""
+        await asyncio.wait_for(asyncio.gather(*(ln.queue.join() for ln in self.lanes.values())), timeout_s)
+
+    # ------------------------------------------------------------------------------------- lanes
+
+    def _lane(self, route_id: str, receiver) -> _Lane:
+        key = lane_key(route_id, receiver.name)
+        lane = self.lanes.get(key)
+        if lane is not None and lane.receiver != receiver:
+            self._close(self.lanes.pop(key))  # config changed: the old lane drains and stops
+            lane = None
+        if lane is None:
+            lane = _Lane(key, receiver, asyncio.Queue())
+            lane.task = asyncio.create_task(self._run(lane), name=f"alert-lane:{key}")
+            self.lanes[key] = lane
+        return lane
+
+    def _close(self, lane: _Lane) -> None:
+        lane.queue.put_nowait(_STOP)  # unbounded underneath: the stop marker always fits
+        if lane.task is not None:
+            self._retired.add(lane.task)
+            lane.task.add_done_callback(self._retired.discard)
+
+    async def _run(self, lane: _Lane) -> None:
+        sink: Sink | None = None
+        try:
+            sink = self.sink_factory(lane.receiver)
+            await sink.start()
+        except Exception:
+            log.exception("receiver %s: sink could not start", lane.key)
+        try:
+            while True:
+                item = await lane.queue.get()
+                try:
+                    if item is _STOP:
+                        return
+                    if sink is None:
+                        lane.stats.failed += 1
+                        continue
+                    if self.send_timeout_s is not None:
+                        await asyncio.wait_for(sink.send(item), self.send_timeout_s)
+                    else:
+                        await sink.send(item)
+                    lane.stats.sent += 1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    lane.stats.failed += 1
+                    log.warning("receiver %s: notification %s failed: %s", lane.key,
+                                getattr(item, "group_key", "?"), e)
+                finally:
+                    lane.queue.task_done()
+        finally:
+            if sink is not None:
+                try:
+                    await sink.stop()
+                except Exception:
+                    log.exception("receiver %s: sink stop failed", lane.key)

@@ -1,0 +1,207 @@
+"""Routes + silences + aggregation groups -> notification groups (Alertmanager's dispatcher).
+
+Every route whose matchers hold gets the alert (routes are independent subscriptions). Within a
+route, alerts are grouped by the ``group_by`` label values. A group's first notification waits
+``group_wait`` after the group is created (so alerts that start together arrive together); later
+ones go out at most every ``group_interval``, and only when something changed: an alert not yet
+notified as firing, or a notified one resolved. With no change a group still re-sends its firing
+alerts every ``repeat_interval``. Resolved alerts are sent once (when ``send_resolved``) and then
+leave the group; an empty group is dropped.
+
+Silences are applied at flush time, so a silence created after an alert arrived still mutes it;
+muted alerts are left out of the notification (and a group with nothing left sends nothing).
+
+State is in process memory: run one router (the notifier) per deployment, fed the lifecycle's
+notifications (e.g. by consuming the alerts topic). It learns about an alert only through those
+notifications, so a route created while an alert fires picks it up at the lifecycle's next repeat
+(or call ``ingest(await state_store.active())`` after a route change).
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Iterable, Sequence
+
+from workers.alerting.model import AlertInstance, NotificationGroup, Route, Silence, fingerprint
+
+log = logging.getLogger("babelwatch.alerting.routing")
+
+
+@dataclass
+class _Group:
+    route: Route
+    key: str
+    labels: dict[str, str]
+    next_flush: float
+    alerts: dict[str, AlertInstance] = field(default_factory=dict)
+    notified_firing: frozenset[str] = frozenset()
+    last_sent: float | None = None
+
+
+def group_key(route: Route, group_labels: dict[str, str]) -> str:
+    return f"{route.id}:{fingerprint(group_labels)}"
+
+
+OnGroups = Callable[[list[NotificationGroup]], Awaitable[None] | None]
+
+
+class Router:
+    def __init__(
+        self,
+        routes: Sequence[Route] = (),
+        silences: Sequence[Silence] = (),
+        clock: Callable[[], float] = time.time,
+        *,
+        on_groups: OnGroups | None = None,
+        config_store=None,
+        refresh_s: float = 5.0,
+        tick_s: float = 0.5,
+    ) -> None:
+        self.clock = clock
+        self.on_groups = on_groups
+        self.config_store = config_store
+        self.refresh_s = refresh_s
+        self.tick_s = tick_s
+        self.routes: dict[str, Route] = {}
+        self.silences: list[Silence] = list(silences)
+        self.groups: dict[str, _Group] = {}
+        self._config_version: int | None = None
+        self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self.set_routes(routes)
+
+    # ------------------------------------------------------------------------------------ config
+
+    def set_routes(self, routes: Iterable[Route]) -> None:
+        new = {r.id: r for r in routes}
+        for key, g in list(self.groups.items()):
+            r = new.get(g.route.id)
+            if r is None or r.group_by != g.route.group_by:
+                del self.groups[key]  # route gone, or grouping changed: its groups start over
+            else:
+                g.route = r
+        self.routes = new
+
+    def set_silences(self, silences: Iterable[Silence]) -> None:
+        self.silences = list(silences)
+
+    def silenced_by(self, labels: dict[str, str], now: float) -> list[str]:
+        return [s.id for s in self.silences if s.mutes(labels, now)]
+
+    async def refresh(self) -> bool:
+        """Reload routes and silences from the config store when its version moved."""
+        if self.config_store is None:
+            return False
+        version = await self.config_store.version()
+        if version == self._config_version:
+            return False
+        routes = await self.config_store.list_routes()
+        silences = await self.config_store.list_silences()
+        self.set_routes(routes)
+        self.set_silences(silences)
+        self._config_version = version
+        return True
+
+    # ---------------------------------------------------------------------------------- grouping
+
+    def ingest(self, alerts: Iterable[AlertInstance], now: float | None = None) -> None:
+        """Take firing/resolved alerts (lifecycle notifications) into their routes' groups."""
+        now = self.clock() if now is None else now
+        for a in alerts:
+            if a.state not in ("firing", "resolved"):
+                continue
+            fp = a.fingerprint
+            for route in self.routes.values():
+                if not route.matches(a.labels):
+                    continue
+                labels = route.group_labels(a.labels)
+                key = group_key(route, labels)
+                g = self.groups.get(key)
+                if g is None:
+                    if a.state != "firing":
+                        continue  # nothing was said about it here: nothing to resolve
+                    g = self.groups[key] = _Group(route, key, labels, next_flush=now + route.group_wait)
+                    self._wake.set()
+                elif a.state == "resolved" and fp not in g.alerts and fp not in g.notified_firing:
+                    continue
+                g.alerts[fp] = a
+
+    def next_flush_at(self) -> float | None:
+        return min((g.next_flush for g in self.groups.values()), default=None)
+
+    def flush(self, now: float | None = None) -> list[NotificationGroup]:
+        """The notifications due at ``now``; advances the groups' timers."""
+        now = self.clock() if now is None else now
+        out: list[NotificationGroup] = []
+        for key, g in list(self.groups.items()):
+            if g.next_flush > now:
+                continue
+            route = g.route
+            live = [a for a in g.alerts.values() if not self.silenced_by(a.labels, now)]
+            firing = [a for a in live if a.state == "firing"]
+            resolved = [a for a in live if a.state == "resolved" and a.fingerprint in g.notified_firing] \
+                if route.send_resolved else []
+            firing_fps = frozenset(a.fingerprint for a in firing)
+            changed = bool(firing_fps - g.notified_firing) or bool(resolved)
+            repeat = bool(firing) and g.last_sent is not None and now - g.last_sent >= route.repeat_interval
+            if (changed or repeat) and (firing or resolved):
+                out.append(NotificationGroup(
+                    group_key=key, route_id=route.id, receivers=route.receivers, group_labels=g.labels,
+                    status="firing" if firing else "resolved", alerts=firing + resolved, created_at=now,
+                    repeat_interval=route.repeat_interval,
+                ))
+                g.last_sent = now
+                g.notified_firing = firing_fps
+            for fp in [fp for fp, a in g.alerts.items() if a.state == "resolved"]:
+                del g.alerts[fp]
+            g.notified_firing = g.notified_firing & frozenset(g.alerts)
+            if not g.alerts:
+                del self.groups[key]
+            else:
+                g.next_flush = now + route.group_interval
+        return out
+
+    # ---------------------------------------------------------------------------------- lifetime
+
+    async def start(self) -> None:
+        if self._task is None:
+            await self.refresh()
+            self._task = asyncio.create_task(self._run(), name="alert-router")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        next_refresh = self.clock() + self.refresh_s
+        while True:
+            try:
+                now = self.clock()
+                if self.config_store is not None and now >= next_refresh:
+                    next_refresh = now + self.refresh_s
+                    await self.refresh()
+                groups = self.flush(now)
+                if groups and self.on_groups is not None:
+                    res = self.on_groups(groups)
+                    if inspect.isawaitable(res):
+                        await res
+                due = self.next_flush_at()
+                wait = self.tick_s if due is None else max(0.0, min(self.tick_s, due - self.clock()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("alert router tick failed")
+                wait = self.tick_s
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            except asyncio.TimeoutError:
+                pass

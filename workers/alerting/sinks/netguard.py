@@ -1,0 +1,164 @@
+"""SSRF guard for outbound HTTP: public addresses only, checked when resolving AND when connecting.
+
+Subscriptions come from users, so a webhook URL must not become a way to reach the monitor's own
+network (Redis, Kafka, cloud metadata at 169.254.169.254, ...). The rules:
+
+* the host is resolved and EVERY address it resolves to must be allowed (one private answer among
+  public ones refuses the whole host: DNS rebinding and split answers);
+* allowed = globally routable unicast: not private, loopback, link-local, multicast, reserved,
+  unspecified, shared (100.64/10), or any other non-global range; IPv4-mapped/6to4/NAT64 IPv6
+  addresses are judged by the IPv4 address inside;
+* ``allow_private=True`` lifts the rule (local development, tests); ``allowed_networks`` lifts it
+  for listed networks only (e.g. the team's Alertmanager at 10.0.5.0/24);
+* :class:`GuardedBackend` is an httpcore network backend: each TCP connect re-resolves and re-checks,
+  then connects to the checked IP itself (the connection is pinned to an address that passed, TLS
+  still verifies the hostname). Redirects are not followed by the client; the delivery code
+  follows 307/308 only after checking the new URL (and the connect-time check applies anyway).
+  No proxies (``trust_env=False``): a proxy would hide the real destination.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from typing import Awaitable, Callable, Iterable, Sequence
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class BlockedDestination(Exception):
+    """The destination is not allowed (private address, unresolvable, bad URL)."""
+
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def is_public(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = _embedded_v4(ip)
+        if inner is not None:
+            return is_public(inner)
+    bad = (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+           or ip.is_unspecified)
+    return ip.is_global and not bad
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         proto=socket.IPPROTO_TCP)
+    out: list[str] = []
+    for *_, sockaddr in infos:
+        if sockaddr[0] not in out:
+            out.append(sockaddr[0])
+    return out
+
+
+class AddressGuard:
+    def __init__(
+        self,
+        allow_private: bool = False,
+        allowed_networks: Iterable[str] = (),
+        resolver: Resolver | None = None,
+        resolve_timeout_s: float = 5.0,
+    ) -> None:
+        self.allow_private = allow_private
+        self.allowed_networks = [ipaddress.ip_network(n, strict=False) for n in allowed_networks]
+        self.resolver = resolver or system_resolver
+        self.resolve_timeout_s = resolve_timeout_s
+
+    def allowed(self, ip: IPAddress) -> bool:
+        if self.allow_private:
+            return True
+        if any(ip in net for net in self.allowed_networks if net.version == ip.version):
+            return True
+        return is_public(ip)
+
+    async def check(self, host: str, port: int) -> list[str]:
+        """The host's addresses, all allowed; else :class:`BlockedDestination`."""
+        host = host.strip("[]")
+        try:
+            literal = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            literal = None
+        if literal is not None:
+            addresses = [str(literal)]
+        else:
+            try:
+                addresses = list(await asyncio.wait_for(self.resolver(host, port), self.resolve_timeout_s))
+            except (OSError, asyncio.TimeoutError) as e:
+                raise BlockedDestination(f"cannot resolve {host!r}: {e}") from None
+        if not addresses:
+            raise BlockedDestination(f"{host!r} resolves to no address")
+        for a in addresses:
+            try:
+                ip = ipaddress.ip_address(a.split("%", 1)[0])
+            except ValueError:
+                raise BlockedDestination(f"{host!r} resolved to a non-IP {a!r}") from None
+            if not self.allowed(ip):
+                raise BlockedDestination(f"{host!r} resolves to non-public address {ip} (refused)")
+        return addresses
+
+    async def check_url(self, url: str | httpx.URL) -> None:
+        u = urlsplit(str(url))
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise BlockedDestination(f"only http(s) URLs with a host are allowed: {str(url)[:100]!r}")
+        try:
+            port = u.port or (443 if u.scheme == "https" else 80)
+        except ValueError:
+            raise BlockedDestination("invalid port") from None
+        await self.check(u.hostname, port)
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to addresses the guard allows, resolved and checked at connect time."""
+
+    def __init__(self, guard: AddressGuard, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self.guard = guard
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        addresses = await self.guard.check(host, port)
+        error: Exception | None = None
+        for ip in addresses:
+            try:
+                return await self.inner.connect_tcp(ip, port, timeout=timeout, local_address=local_address,
+                                                    socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                error = e
+        raise error  # type: ignore[misc]
+
+    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise BlockedDestination("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def guarded_client(guard: AddressGuard, timeout: float | httpx.Timeout = 5.0,
+                   max_connections: int = 10) -> httpx.AsyncClient:
+    """An httpx client whose every connection goes through :class:`GuardedBackend`; no proxies,
+    no environment configuration, no automatic redirects."""
+    transport = httpx.AsyncHTTPTransport(trust_env=False, retries=0)
+    # the transport's pool, rebuilt with our network backend (httpx has no public hook for it)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=30.0,
+        network_backend=GuardedBackend(guard),
+    )
+    return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False, timeout=timeout)
