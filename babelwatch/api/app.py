@@ -1,4 +1,4 @@
-"""The HTTP API: trends, alerts, health. OpenAPI at /openapi.json, docs at /docs.
+"""The HTTP API: trends, alerts, subscriptions, silences, health. OpenAPI at /openapi.json.
 
 Reads go straight to Redis (the windows and alert history the workers write); the API holds no
 state of its own, so any number of replicas can run. Writes need a bearer token.
@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from babelwatch.api import routes_alerts, routes_health, routes_trends
+from babelwatch.api import routes_alerts, routes_health, routes_subscriptions, routes_trends
 from babelwatch.settings import Settings
+from workers.alerting.store import AlertConfigStore
 from workers.alerts import AlertGate
 from workers.windows import WindowSpec, WindowStore
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
             allowed_lateness_s=settings.allowed_lateness_s,
         )
         app.state.alerts = AlertGate(r, settings.redis_prefix)
+        app.state.alert_config = AlertConfigStore(r, settings.redis_prefix)
         try:
             yield
         finally:
@@ -42,4 +44,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_health.router)
     app.include_router(routes_trends.router, prefix="/v1")
     app.include_router(routes_alerts.router, prefix="/v1")
+    app.include_router(routes_subscriptions.router, prefix="/v1")
     return app

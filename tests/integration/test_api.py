@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 import time
 import uuid
 
@@ -21,21 +22,31 @@ from workers.windows import WindowSpec, WindowStore
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def api():
-    prefix = f"bwtest-api-{uuid.uuid4().hex[:8]}"
-    settings = Settings(redis_prefix=prefix, window_s=10, extra_windows="30/10", api_port=free_port())
+@contextmanager
+def serve(settings: Settings):
+    """The app on a real uvicorn server in a thread; stopped on exit."""
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.api_port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield settings, f"http://127.0.0.1:{settings.api_port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started
+        yield f"http://127.0.0.1:{settings.api_port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def api():
+    prefix = f"bwtest-api-{uuid.uuid4().hex[:8]}"
+    settings = Settings(redis_prefix=prefix, window_s=10, extra_windows="30/10", api_port=free_port(),
+                        api_token="s3cret-token")
+    with serve(settings) as base:
+        yield settings, base
     import redis
 
     r = redis.Redis.from_url(settings.redis_url)
@@ -91,4 +102,54 @@ async def test_openapi_document_lists_the_endpoints(api):
     _, base = api
     async with httpx.AsyncClient(base_url=base, timeout=5) as c:
         doc = (await c.get("/openapi.json")).json()
-    assert {"/health", "/ready", "/v1/topics", "/v1/trends", "/v1/alerts"} <= set(doc["paths"])
+    assert {"/health", "/ready", "/v1/topics", "/v1/trends", "/v1/alerts", "/v1/subscriptions",
+            "/v1/silences"} <= set(doc["paths"])
+
+
+async def test_subscriptions_and_silences_crud_with_bearer_auth(api):
+    _, base = api
+    route = {"id": "desk-tsla", "matchers": [{"name": "topic", "op": "=", "value": "TSLA"},
+                                             {"name": "severity", "op": "=~", "value": "warning|critical"}],
+             "group_by": ["topic"], "receivers": [{"type": "webhook", "url": "https://hooks.example.com/bw",
+                                                   "secret_ref": "env:BABELWATCH_HOOK_DESK"}]}
+    auth = {"Authorization": "Bearer s3cret-token"}
+    async with httpx.AsyncClient(base_url=base, timeout=5) as c:
+        assert (await c.post("/v1/subscriptions", json=route)).status_code == 401
+        assert (await c.post("/v1/subscriptions", json=route, headers={"Authorization": "Bearer nope"})).status_code == 401
+        created = await c.post("/v1/subscriptions", json=route, headers=auth)
+        assert created.status_code == 201, created.text
+        assert (await c.post("/v1/subscriptions", json=route, headers=auth)).status_code == 409
+        listed = (await c.get("/v1/subscriptions")).json()
+        assert [r["id"] for r in listed] == ["desk-tsla"]
+        assert listed[0]["receivers"][0]["name"] == "webhook-0"
+        bad = await c.post("/v1/subscriptions", headers=auth, json={**route, "id": "x2", "receivers": []})
+        assert bad.status_code == 422
+        bad = await c.post("/v1/subscriptions", headers=auth,
+                           json={**route, "id": "x3", "matchers": [{"name": "topic", "op": "~~", "value": "A"}]})
+        assert bad.status_code == 422
+        changed = {**route, "group_by": ["topic", "lang"]}
+        assert (await c.put("/v1/subscriptions/desk-tsla", json=changed, headers=auth)).json()["group_by"] == ["topic", "lang"]
+        assert (await c.put("/v1/subscriptions/other", json=changed, headers=auth)).status_code == 422
+
+        now = time.time()
+        silence = {"matchers": [{"name": "topic", "op": "=", "value": "TSLA"}], "starts_at": now - 1,
+                   "ends_at": now + 3600, "created_by": "ops@desk", "comment": "earnings call"}
+        assert (await c.post("/v1/silences", json=silence)).status_code == 401
+        s = await c.post("/v1/silences", json=silence, headers=auth)
+        assert s.status_code == 201
+        sid = s.json()["id"]
+        assert [x["id"] for x in (await c.get("/v1/silences", params={"state": "active"})).json()] == [sid]
+        bad = await c.post("/v1/silences", headers=auth, json={**silence, "ends_at": now - 10})
+        assert bad.status_code == 422
+        assert (await c.delete(f"/v1/silences/{sid}", headers=auth)).status_code == 200
+        assert (await c.get("/v1/silences", params={"state": "active"})).json() == []
+        assert (await c.delete("/v1/subscriptions/desk-tsla", headers=auth)).status_code == 204
+        assert (await c.get("/v1/subscriptions/desk-tsla")).status_code == 404
+
+
+async def test_writes_are_refused_when_no_token_is_configured():
+    settings = Settings(redis_prefix=f"bwtest-api-{uuid.uuid4().hex[:8]}", api_port=free_port())
+    with serve(settings) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as c:
+            r = await c.post("/v1/silences", json={}, headers={"Authorization": "Bearer anything"})
+            assert r.status_code == 403 and "BABELWATCH_API_TOKEN" in r.json()["detail"]
