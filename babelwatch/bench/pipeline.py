@@ -386,6 +386,14 @@ class Bench:
             {names["events"]: PARTITIONS, names["scored"]: PARTITIONS, names["alerts"]: 1, names["dead"]: 1}
         )
 
+    def other_topics_env(self, phase: str) -> dict[str, str]:
+        mine = {"topic_events", "topic_scored", "topic_alerts", "topic_deadletter"}
+        env = {}
+        for name, value in vars(self.settings).items():
+            if name.startswith("topic_") and name not in mine and isinstance(value, str):
+                env[f"BABELWATCH_{name.upper()}"] = f"bench.{phase}.{name[len('topic_'):].replace('_', '.')}"
+        return env
+
     def worker_env(self, phase: str, model: str, names: dict[str, str]) -> dict[str, str]:
         s = self.settings
         return {
@@ -400,6 +408,9 @@ class Bench:
             "BABELWATCH_TOPIC_ALERTS": names["alerts"],
             "BABELWATCH_TOPIC_DEADLETTER": names["dead"],
             "BABELWATCH_TOPIC_PARTITIONS": str(PARTITIONS),
+            # every other topic setting too (late, closed windows, ...): phases share no topic, or a
+            # later phase's worker would also consume what an earlier phase left in an internal one
+            **self.other_topics_env(phase),
             # explicit, so a BABELWATCH_BATCH_* set for the bench reaches the worker and the report
             "BABELWATCH_BATCH_SIZE": str(s.batch_size),
             "BABELWATCH_BATCH_WAIT_S": str(s.batch_wait_s),
