@@ -41,8 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
 
-    p = sub.add_parser("up", help="start broker, Redis, Triton and a worker locally; Ctrl-C stops all")
+    p = sub.add_parser("notify", help="the notifier (alerts -> subscriptions -> webhooks, Alertmanager, Kafka, "
+                                      "SSE) and the HTTP API in one process")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+
+    p = sub.add_parser("up", help="start broker, Redis, Triton, a worker and the notifier+API locally; Ctrl-C stops all")
     p.add_argument("--no-worker", action="store_true")
+    p.add_argument("--api-port", type=int, default=None, help="port of the notifier's HTTP API (default: settings)")
 
     p = sub.add_parser("demo", help="local stack + sample multilingual stream with a burst + live table")
     p.add_argument("--rate", type=float, default=8.0)
@@ -59,9 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--streams", type=int, default=50, help="streams, kinds in turn (spike, shift, drift, ...)")
     b.add_argument("--days", type=int, default=4, help="days per stream (the first is warm-up)")
 
+    p = sub.add_parser("score", help="score JSON-lines events from stdin, one JSON line per event on stdout")
+    p.add_argument("--triton", default=None, help="score on this Triton gRPC host:port instead of in-process")
+    p.add_argument("--batch-size", type=int, default=32)
+
     p = sub.add_parser("model", help="model artifacts")
     msub = p.add_subparsers(dest="model", required=True)
-    m = msub.add_parser("build", help="train the skeleton model into triton_repo/ (cached)")
+    m = msub.add_parser("build", help="build the fusion model (convert, embed, train, export; cached) and link it")
     m.add_argument("--force", action="store_true")
 
     args = ap.parse_args(argv)
@@ -94,10 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         uvicorn.run(create_app(settings), host=args.host or settings.api_host, port=args.port or settings.api_port,
                     log_level="warning")
         return 0
+    if args.cmd == "notify":
+        from babelwatch.notify import run as run_notify
+
+        return run_notify(settings, host=args.host, port=args.port)
     if args.cmd == "up":
         from babelwatch.demo.run import up
 
-        return up(settings, with_worker=not args.no_worker)
+        return up(settings, with_worker=not args.no_worker, api_port=args.api_port)
     if args.cmd == "demo":
         from babelwatch.demo.run import demo
 
@@ -110,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         from babelwatch.bench.pipeline import run as bench_pipeline
 
         return bench_pipeline(settings, n_events=args.events, n_real=args.real_events)
+    if args.cmd == "score":
+        from babelwatch.score import score
+
+        return score(settings, triton=args.triton, batch_size=args.batch_size)
     if args.cmd == "model":
         from babelwatch.model_build import build
 

@@ -1,4 +1,6 @@
-"""The data contract: what comes in (Event), what goes out (Scored, Alert, DeadLetter).
+"""The data contract: what comes in (Event), what goes out (Scored, DeadLetter).
+
+Alerts go out as CloudEvents carrying ``workers.alerting.model.AlertInstance`` (see README).
 
 Kept free of Kafka and Faust so every worker and the CLI can use it alone.
 """
@@ -142,28 +144,10 @@ class Scored(BaseModel):
     scored_at: float
 
 
-class Alert(BaseModel):
-    """An anomaly on a topic's window series, written to the alerts topic."""
-
-    id: str
-    detector: str
-    topic: str
-    lang: str = ALL_LANGS
-    window_start: float
-    window_s: int
-    value: float
-    baseline: float
-    score: float
-    threshold: float
-    severity: Literal["info", "warning", "critical"]
-    message: str
-    fired_at: float
-
-
 class DeadLetter(BaseModel):
     """An input that could not be processed, with a machine-readable reason and the raw payload."""
 
-    reason: Literal["not_json", "not_object", "invalid_event", "too_large", "scoring_failed"]
+    reason: Literal["not_json", "not_object", "invalid_event", "too_large", "invalid_image", "scoring_failed"]
     errors: list[dict[str, Any]] = Field(default_factory=list)
     raw: str = Field(description="the payload as received (utf-8, invalid bytes replaced)")
     event_id: str | None = None

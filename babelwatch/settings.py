@@ -73,6 +73,33 @@ class Settings(BaseSettings):
     api_port: int = 8080
     api_token: SecretStr | None = Field(None, description="bearer token required for writes; unset = no writes")
 
+    # --- alerting ------------------------------------------------------------------------------
+    # lifecycle (workers/alerting/lifecycle.py): Prometheus alerting-rule semantics per label set
+    alert_for_s: float = Field(0.0, ge=0, description="condition active this long before an alert fires (pending)")
+    alert_keep_firing_for_s: float = Field(
+        60.0, ge=0, description="a firing alert resolves only when inactive this long (flap damping, ~one window)"
+    )
+    alert_repeat_interval_s: float = Field(
+        300.0, gt=0, description="a still-firing alert is re-sent on the alerts topic this often"
+    )
+    alert_stale_after_s: float = Field(
+        900.0, gt=0, description="pending/firing alerts not observed this long are resolved (keep > longest window)"
+    )
+    alert_sweep_interval_s: float = Field(15.0, gt=0, description="how often the staleness sweep runs")
+    alert_history_len: int = Field(1000, ge=1, description="alert notifications kept for GET /v1/alerts")
+    # notifier (workers/notifier.py): subscriptions, silences, delivery
+    topic_alerts_failed: str = Field("babelwatch.alerts.failed", description="deliveries that failed for good")
+    alerting_allow_private: bool = Field(
+        False, description="let webhooks/Alertmanager reach private and loopback addresses (local dev, tests)"
+    )
+    alerting_allowed_networks: str = Field(
+        "", description="comma-separated CIDRs receivers may reach even though private, e.g. 10.0.5.0/24"
+    )
+    alerting_generator_url: str = Field(
+        "urn:babelwatch:alert", description="Alertmanager generatorURL base (a dashboard URL, or a urn:)"
+    )
+    alerting_group: str = Field("", description="the notifier's consumer group; default '<app_id>-notifier'")
+
     # --- local stack ---------------------------------------------------------------------------
     run_dir: Path = REPO_ROOT / ".run"
     triton_repo: Path = REPO_ROOT / "triton_repo" / "models"

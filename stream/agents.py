@@ -4,17 +4,24 @@ Validation, language, scoring, windowing and detection are one agent on purpose:
 Kafka costs Faust ~250 us of CPU per event (shared NOTES), so the steps run as calls on a batch
 (workers.pipeline) and only their outputs are produced. Outputs are awaited before the batch is
 acknowledged: at-least-once, nothing lost.
+
+Alert notifications (an alert started firing, was re-sent, or resolved) go to the alerts topic as
+CloudEvents 1.0 JSON (``workers.alerting.cloudevents.alert_event``), keyed by the alert's
+fingerprint so one alert's events stay in order on one partition.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Sequence
 
 import mode
 import orjson
 
 from stream import records, topics
 from stream.app import app, settings
+from workers.alerting import cloudevents
+from workers.alerting.model import AlertInstance
 from workers.detection import closed_window_from_json
 from workers.runtime import PipelineRuntime
 from workers.validate import Origin
@@ -33,7 +40,7 @@ class Pipeline(mode.Service):
         # faust's worker sets the ROOT logger to DEBUG, which builds a discarded record per send
         logging.getLogger().setLevel(logging.WARNING)
         logging.getLogger("babelwatch").setLevel(logging.INFO)
-        Pipeline.runtime = PipelineRuntime(settings)
+        Pipeline.runtime = PipelineRuntime(settings, emit=_send_alerts)
         await Pipeline.runtime.start()
 
     async def on_stop(self) -> None:
@@ -41,13 +48,31 @@ class Pipeline(mode.Service):
             await Pipeline.runtime.stop()
 
 
-async def _send_all(pairs) -> None:
+async def _send_all(pairs, alerts: Sequence[AlertInstance] = ()) -> None:
     producer = app.producer
     futures = [
         await producer.send(topic, records.key_of(rec), records.encode(rec), None, None, None)
         for topic, rec in pairs
+    ] + [
+        await producer.send(settings.topic_alerts, a.fingerprint.encode(),
+                            cloudevents.dumps(cloudevents.alert_event(a)), None, None, None)
+        for a in alerts
     ]
     await asyncio.gather(*futures)
+    for a in alerts:
+        log.warning("ALERT %s %s: %s%s", a.state, _describe(a), "last active: " if a.state == "resolved" else "",
+                    a.annotations.get("summary", ""))
+
+
+async def _send_alerts(alerts: list[AlertInstance]) -> None:
+    """Notifications from outside a batch (the lifecycle's staleness sweep)."""
+    await _send_all([], alerts)
+
+
+def _describe(a: AlertInstance) -> str:
+    lab = a.labels
+    return (f"{lab.get('detector')} {lab.get('topic')} [{lab.get('language')}] "
+            f"{lab.get('severity')} stage={lab.get('stage')} fp={a.fingerprint}")
 
 
 @app.agent(topics.events)
@@ -63,11 +88,9 @@ async def process(stream):
         await _send_all(
             [(settings.topic_deadletter, d) for d in result.dead]
             + [(settings.topic_scored, s) for s in result.scored]
-            + [(settings.topic_alerts, a) for a in result.alerts]
-            + [(settings.topic_late, s) for s in result.late]
+            + [(settings.topic_late, s) for s in result.late],
+            result.alerts,
         )
-        for a in result.alerts:
-            log.warning("ALERT %s", a.message)
         if result.outbox:
             await Pipeline.runtime.outbox.drain(_send_closed)
 
@@ -88,10 +111,7 @@ async def detect(stream):
         while Pipeline.runtime is None or Pipeline.runtime.detection is None:
             await asyncio.sleep(0.05)
         windows = [closed_window_from_json(e.message.value) for e in events]
-        alerts = await Pipeline.runtime.detection.process(windows)
-        await _send_all([(settings.topic_alerts, a) for a in alerts])
-        for a in alerts:
-            log.warning("ALERT %s", a.message)
+        await _send_all([], await Pipeline.runtime.detection.process(windows))
 
 
 @app.on_partitions_assigned.connect

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from babelwatch.schema import Alert, DeadLetter, Scored
+from babelwatch.schema import DeadLetter, Scored
 
 
 def encode(record: BaseModel) -> bytes:
@@ -11,7 +11,7 @@ def encode(record: BaseModel) -> bytes:
     return record.model_dump_json().encode()
 
 
-def key_of(record: Scored | Alert | DeadLetter) -> bytes | None:
-    if isinstance(record, (Scored, Alert)):
+def key_of(record: Scored | DeadLetter) -> bytes | None:
+    if isinstance(record, Scored):
         return record.topic.encode()
     return record.event_id.encode() if record.event_id else None

@@ -21,4 +21,5 @@ def topic_partitions() -> dict[str, int]:
         settings.topic_deadletter: 1,
         settings.topic_late: 1,
         settings.topic_closed_windows: settings.topic_partitions,
+        settings.topic_alerts_failed: 1,  # written by the notifier (deliveries that failed for good)
     }

@@ -22,9 +22,9 @@ MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 
 
 def ensure_model_built() -> None:
-    """The fusion model's weights are a build artifact (cached): build them once if missing."""
-    if not (MODELS / "fusion" / "1" / "weights.npz").exists():
-        subprocess.run([sys.executable, str(REPO_ROOT / "triton_repo" / "build_skeleton_model.py")], check=True)
+    """The fusion model is a build artifact (cached): build and link it once if missing."""
+    if not (MODELS / "fusion" / "1" / "artifact" / "model.onnx").exists():
+        subprocess.run([sys.executable, "-m", "babelwatch", "model", "build"], check=True, cwd=REPO_ROOT)
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +53,12 @@ class PipelineWorld:
             "deadletter": f"t{tag}.deadletter",
             "late": f"t{tag}.late",
             "closed_windows": f"t{tag}.closed",
+            "alerts_failed": f"t{tag}.alerts.failed",
         }
         stack.broker.create_topics({self.topics["events"]: 4, self.topics["scored"]: 4,
                                     self.topics["alerts"]: 1, self.topics["deadletter"]: 1,
-                                    self.topics["late"]: 1, self.topics["closed_windows"]: 4})
+                                    self.topics["late"]: 1, self.topics["closed_windows"]: 4,
+                                    self.topics["alerts_failed"]: 1})
         self.env = {
             "BABELWATCH_BROKER_URL": f"kafka://{stack.bootstrap}",
             "BABELWATCH_REDIS_URL": stack.redis_url,
@@ -67,6 +69,7 @@ class PipelineWorld:
             **{f"BABELWATCH_{k.upper()}": str(v) for k, v in overrides.items()},
         }
         self.workers = []
+        self.notifiers = []
 
     def start_worker(self, name: str = "worker"):
         from babelwatch.localstack.worker_process import WorkerProcess
@@ -75,9 +78,20 @@ class PipelineWorld:
         self.workers.append(w)
         return w
 
+    def launch_notifier(self, name: str = "notifier", **env: str):
+        """`babelwatch notify` (notifier + HTTP API) for this world, started without waiting
+        (call ``wait_ready()``); ``env``: more environment, e.g. webhook secrets."""
+        from babelwatch.localstack.notifier_process import NotifierProcess
+
+        n = NotifierProcess(self.run_dir, {**self.env, **env}, name=name).launch()
+        self.notifiers.append(n)
+        return n
+
     def stop(self) -> None:
         for w in self.workers:
             w.stop()
+        for n in self.notifiers:
+            n.stop()
         import redis
 
         r = redis.Redis.from_url(self.stack.redis_url)

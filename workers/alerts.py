@@ -1,62 +1,123 @@
-"""Verdicts -> Alert records, at most one per (detector, topic, language, window).
+"""Detector verdicts -> alert lifecycle -> notifications, and the history list the API reads.
 
-A window keeps growing after it first looks anomalous; without the gate every later batch would
-re-fire. The gate is a Redis SET NX, so it also holds across several workers.
+Both detection stages report every verdict here, anomalous or not (a calm verdict is what resolves
+a firing alert):
+
+* the pipeline's early alarm judges the OPEN window that is still filling (``stage=open``);
+* the detection stage judges CLOSED windows with the per-topic detectors (``stage=closed``).
+
+``stage`` is a label, so the two never share an alert even when both run a detector called
+``volume_spike`` on the same series. Each verdict becomes observations
+(``workers.alerting.observations``) that the lifecycle (``workers.alerting.lifecycle``, state in
+Redis, compare-and-set across workers) folds into pending/firing/resolved; what it returns are the
+notifications -- an alert that started firing, was re-sent after ``repeat_interval`` or resolved --
+which the worker produces to the alerts topic as CloudEvents and appends to a capped Redis list
+(``{prefix}:alerts:history``, newest first) for ``GET /v1/alerts``.
 """
 from __future__ import annotations
 
-import hashlib
-import time
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
-from babelwatch.schema import Alert
-from workers.detectors.base import Verdict
-from workers.windows import WindowState
+from workers.alerting.lifecycle import AlertLifecycle, Observation
+from workers.alerting.model import AlertInstance, clean_labels, fingerprint
+from workers.alerting.observations import observations_for
 
+log = logging.getLogger("babelwatch.alerts")
 
-def build_alert(window: WindowState, verdict: Verdict, now: float | None = None) -> Alert:
-    key = f"{verdict.detector}|{window.topic}|{window.lang}|{window.size_s}|{window.start}"
-    return Alert(
-        id=hashlib.sha1(key.encode()).hexdigest()[:16],
-        detector=verdict.detector,
-        topic=window.topic,
-        lang=window.lang,
-        window_start=float(window.start),
-        window_s=window.size_s,
-        value=verdict.value,
-        baseline=verdict.baseline,
-        score=round(verdict.score, 3),
-        threshold=verdict.threshold,
-        severity="critical" if verdict.score >= 2 * verdict.threshold else "warning",
-        message=f"{window.topic} [{window.lang}]: {verdict.message}",
-        fired_at=now if now is not None else time.time(),
-    )
+STAGE_OPEN = "open"
+STAGE_CLOSED = "closed"
+
+Emit = Callable[[list[AlertInstance]], "Awaitable[None] | None"]
 
 
-class AlertGate:
-    def __init__(self, redis, prefix: str = "bw", ttl_s: int = 86_400, history_len: int = 1000) -> None:
+@dataclass(frozen=True)
+class WindowVerdict:
+    """One detector's verdict on one window of one (topic, language) series."""
+
+    topic: str
+    lang: str
+    size_s: int
+    start: float
+    verdict: Any  # workers.detectors.base.Verdict
+    stage: str = STAGE_OPEN
+    samples: tuple[str, ...] = ()
+
+    def observations(self) -> list[Observation]:
+        return observations_for(self.topic, self.lang, self.size_s, float(self.start), self.verdict,
+                                samples=self.samples, extra_labels={"stage": self.stage})
+
+
+async def observe_in_order(lifecycle: AlertLifecycle, observations: Sequence[Observation],
+                           now: float | None = None) -> list[AlertInstance]:
+    """Like ``lifecycle.observe``, but an alert observed several times (several windows of one series
+    in a batch) goes through one call per observation, so a short episode inside the batch still
+    gives its firing notification (``observe`` folds repeats into at most one notification).
+    One round trip in the common case (no repeats)."""
+    chunks: list[list[Observation]] = [[]]
+    seen: set[str] = set()
+    for o in observations:
+        fp = fingerprint(clean_labels(dict(o.labels)))
+        if fp in seen:
+            chunks.append([])
+            seen = set()
+        seen.add(fp)
+        chunks[-1].append(o)
+    out: list[AlertInstance] = []
+    for chunk in chunks:
+        if chunk:
+            out.extend(await lifecycle.observe(chunk, now))
+    return out
+
+
+class AlertHistory:
+    """The last ``maxlen`` notifications (firing and resolved), newest first, in one Redis list."""
+
+    def __init__(self, redis, prefix: str = "bw", maxlen: int = 1000) -> None:
         self.redis = redis
-        self.prefix = prefix
-        self.ttl_s = ttl_s
-        self.history_len = history_len
+        self.key = f"{prefix}:alerts:history"
+        self.maxlen = maxlen
 
-    async def admit(self, alerts: list[Alert]) -> list[Alert]:
-        """The alerts not fired before (one round trip for the whole list)."""
+    async def record(self, alerts: Sequence[AlertInstance]) -> None:
         if not alerts:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lpush(self.key, *(a.model_dump_json() for a in alerts))
+        pipe.ltrim(self.key, 0, self.maxlen - 1)
+        await pipe.execute()
+
+    async def history(self, limit: int = 100) -> list[AlertInstance]:
+        raw = await self.redis.lrange(self.key, 0, max(0, limit - 1))
+        return [AlertInstance.model_validate_json(r) for r in raw]
+
+
+class AlertEvaluator:
+    """Verdicts -> notifications, recorded in the history; also the sink of the lifecycle's
+    staleness sweep (``on_sweep``), whose notifications go to ``emit`` (the alerts topic)."""
+
+    def __init__(self, lifecycle: AlertLifecycle, history: AlertHistory | None = None,
+                 emit: Emit | None = None) -> None:
+        self.lifecycle = lifecycle
+        self.history = history
+        self.emit = emit
+
+    async def evaluate(self, verdicts: Iterable[WindowVerdict], now: float | None = None) -> list[AlertInstance]:
+        observations = [o for v in verdicts for o in v.observations()]
+        if not observations:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for a in alerts:
-            pipe.set(f"{self.prefix}:alerted:{a.id}", a.fired_at, nx=True, ex=self.ttl_s)
-        admitted = [a for a, fresh in zip(alerts, await pipe.execute()) if fresh]
-        if admitted:  # rare: a second round trip only when something fired
-            await self.redis.lpush(self.history_key, *(a.model_dump_json() for a in admitted))
-            await self.redis.ltrim(self.history_key, 0, self.history_len - 1)
-        return admitted
+        notes = await observe_in_order(self.lifecycle, observations, now)
+        if notes and self.history is not None:
+            await self.history.record(notes)
+        return notes
 
-    @property
-    def history_key(self) -> str:
-        return f"{self.prefix}:alerts:history"
-
-    async def history(self, limit: int = 100) -> list[Alert]:
-        """Newest first."""
-        raw = await self.redis.lrange(self.history_key, 0, max(0, limit - 1))
-        return [Alert.model_validate_json(r) for r in raw]
+    async def on_sweep(self, notes: list[AlertInstance]) -> None:
+        if self.history is not None:
+            await self.history.record(notes)
+        if self.emit is not None:
+            res = self.emit(notes)
+            if inspect.isawaitable(res):
+                await res
+        for a in notes:
+            log.info("alert %s (stale): %s", a.state, a.labels)

@@ -3,8 +3,9 @@
 Each (topic, language, window size) series has its own detectors (workers/detectors/registry.py),
 whose state lives in one Redis hash per series, so a restarted or rebalanced worker continues
 where the last one stopped. Closed windows reach this stage keyed by topic, so one consumer owns a
-topic's series at a time. Costs per batch: one round trip to load states, one to save them, one
-for the alert gate when something fired.
+topic's series at a time. Every verdict (calm ones resolve alerts) goes to the alert lifecycle
+(``workers.alerts``, labels ``stage=closed``). Costs per batch: one round trip to load states, one
+to save them, one for the lifecycle.
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from typing import Sequence
 
 import orjson
 
-from babelwatch.schema import Alert
-from workers.alerts import AlertGate, build_alert
+from workers.alerting.model import AlertInstance
+from workers.alerts import STAGE_CLOSED, AlertEvaluator, WindowVerdict
 from workers.detectors.base import ClosedWindow
 from workers.detectors.registry import DetectorConfig, restore_detectors, snapshot
 
@@ -30,17 +31,18 @@ def closed_window_from_json(raw: bytes | str) -> ClosedWindow:
 
 
 class ClosedWindowDetection:
-    def __init__(self, redis, config: DetectorConfig, gate: AlertGate, prefix: str = "bw") -> None:
+    def __init__(self, redis, config: DetectorConfig, alerts: AlertEvaluator, prefix: str = "bw") -> None:
         self.redis = redis
         self.config = config
-        self.gate = gate
+        self.alerts = alerts
         self.prefix = prefix
 
     def state_key(self, topic: str, lang: str, size_s: int, hop_s: int) -> str:
         shape = str(size_s) if hop_s in (0, size_s) else f"{size_s}/{hop_s}"
         return f"{self.prefix}:det:{shape}:{topic}:{lang}"
 
-    async def process(self, windows: Sequence[ClosedWindow], now: float | None = None) -> list[Alert]:
+    async def process(self, windows: Sequence[ClosedWindow], now: float | None = None) -> list[AlertInstance]:
+        """The alert notifications (firing/resolved) these windows caused; ``now`` is processing time."""
         series: dict[tuple, list[ClosedWindow]] = defaultdict(list)
         for w in windows:
             if w.size_s == self.config.resolve(w.topic).window_s:  # other shapes feed no detector
@@ -54,14 +56,16 @@ class ClosedWindowDetection:
         saved = await pipe.execute()
 
         now = time.time() if now is None else now
-        candidates, pipe = [], self.redis.pipeline(transaction=False)
+        verdicts, pipe = [], self.redis.pipeline(transaction=False)
         for k, raw in zip(keys, saved):
             detectors = restore_detectors(self.config, k[0], orjson.loads(raw) if raw else None)
             for w in sorted(series[k], key=lambda w: w.start):  # the outbox may hand them over unordered
                 for det in detectors:
                     verdict = det.update(w)
-                    if verdict is not None and verdict.anomalous:
-                        candidates.append(build_alert(w, verdict, now))
+                    if verdict is not None:
+                        verdicts.append(WindowVerdict(w.topic, w.lang, w.size_s, w.start, verdict, STAGE_CLOSED))
             pipe.set(self.state_key(*k), orjson.dumps(snapshot(detectors)))
         await pipe.execute()
-        return await self.gate.admit(candidates)
+        # detector state first, then the lifecycle: a crash in between loses a notification rather
+        # than judging a redelivered window twice (detectors ignore windows they have seen)
+        return await self.alerts.evaluate(verdicts, now)

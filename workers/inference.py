@@ -33,6 +33,7 @@ class ScoreOutput:
     probabilities: dict[str, float]
     label: str
     modalities: list[str]
+    error: str | None = None  # a per-event problem the model reported (e.g. an undecodable image)
 
 
 class Scorer(Protocol):
@@ -43,15 +44,18 @@ class Scorer(Protocol):
     async def score(self, batch: Sequence[ScoreInput]) -> list[ScoreOutput]: ...
 
 
-def decode_outputs(probs: np.ndarray, modalities: np.ndarray) -> list[ScoreOutput]:
+def decode_outputs(probs: np.ndarray, modalities: np.ndarray, errors: np.ndarray | None = None) -> list[ScoreOutput]:
     out = []
-    for row, mod in zip(probs, modalities.reshape(-1)):
+    errs = errors.reshape(-1) if errors is not None else [b""] * len(probs)
+    for row, mod, err in zip(probs, modalities.reshape(-1), errs):
         used = [name for bit, name in ((TEXT_USED, "text"), (IMAGE_USED, "image")) if int(mod) & bit]
+        message = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err or "")
         out.append(
             ScoreOutput(
                 probabilities={label: float(p) for label, p in zip(LABELS, row)},
                 label=LABELS[int(np.argmax(row))],
                 modalities=used,
+                error=message or None,
             )
         )
     return out
@@ -66,6 +70,7 @@ class TritonScorer:
         self.model_id = model
         self.max_batch_size = 0
         self._client = None
+        self._outputs = ["PROBS", "MODALITIES"]
 
     async def start(self) -> None:
         import tritonclient.grpc.aio as grpcclient
@@ -74,6 +79,9 @@ class TritonScorer:
         meta = await self._retry(lambda: self._client.get_model_metadata(self.model, as_json=True), "metadata")
         config = await self._retry(lambda: self._client.get_model_config(self.model, as_json=True), "config")
         self.max_batch_size = int(config["config"].get("max_batch_size", 0)) or 1
+        self._outputs = ["PROBS", "MODALITIES"]
+        if any(o["name"] == "ERROR" for o in config["config"].get("output", [])):
+            self._outputs.append("ERROR")
         self.model_id = f"{self.model}:{max(meta.get('versions') or ['1'], key=int)}"
         log.info("triton model ready", extra={"model": self.model_id, "max_batch_size": self.max_batch_size})
 
@@ -103,12 +111,13 @@ class TritonScorer:
             tensor = grpcclient.InferInput(name, list(arr.shape), "BYTES")
             tensor.set_data_from_numpy(arr)
             inputs.append(tensor)
-        outputs = [grpcclient.InferRequestedOutput("PROBS"), grpcclient.InferRequestedOutput("MODALITIES")]
+        outputs = [grpcclient.InferRequestedOutput(name) for name in self._outputs]
         result = await self._client.infer(self.model, inputs, outputs=outputs, client_timeout=self.timeout_s)
         probs = result.as_numpy("PROBS")
         if probs is None or probs.shape != (n, len(LABELS)):
             raise RuntimeError(f"triton returned PROBS of shape {None if probs is None else probs.shape} for {n} inputs")
-        return decode_outputs(probs, result.as_numpy("MODALITIES"))
+        errors = result.as_numpy("ERROR") if "ERROR" in self._outputs else None
+        return decode_outputs(probs, result.as_numpy("MODALITIES"), errors)
 
     async def _retry(self, call, what: str):
         from tritonclient.utils import InferenceServerException

@@ -2,16 +2,19 @@
 
 The Faust agent hands over a list of raw records and sends what comes back; everything here is
 testable without Kafka. Costs per batch: one language-ID call, one Triton call, one Redis round trip
-for the windows (plus one more only when a detector fires).
+for the windows, one for the alert lifecycle (every verdict, calm ones too: they resolve alerts;
+plus one to append notifications to the history, only when there are some).
 """
 from __future__ import annotations
 
 import time
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from babelwatch.schema import Alert, DeadLetter, Event, Scored, UNDETERMINED
-from workers.alerts import AlertGate, build_alert
+from babelwatch.schema import ALL_LANGS, DeadLetter, Event, Scored, UNDETERMINED
+from workers.alerting.model import AlertInstance
+from workers.alerts import STAGE_OPEN, AlertEvaluator, WindowVerdict
 from workers.detectors.base import Detector
 from workers.inference import ScoreInput, Scorer
 from workers.language import LanguageIdentifier
@@ -29,7 +32,7 @@ class RawRecord:
 class BatchResult:
     scored: list[Scored] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: list[AlertInstance] = field(default_factory=list)  # lifecycle notifications: firing/resolved
     windows: list[WindowState] = field(default_factory=list)
     closed: list[ClosedWindowStats] = field(default_factory=list)
     late: list[Scored] = field(default_factory=list)  # scored, but older than the watermark allows
@@ -44,22 +47,27 @@ class BatchProcessor:
         scorer: Scorer,
         windows: WindowStore,
         detectors: Sequence[Detector],
-        gate: AlertGate,
+        alerts: AlertEvaluator,
+        max_series: int = 100_000,
     ) -> None:
         self.validator = validator
         self.langid = langid
         self.scorer = scorer
         self.windows = windows
         self.detectors = list(detectors)
-        self.gate = gate
+        self.alerts = alerts
+        # newest window start seen per (topic, lang): a straggler for an older, still open window
+        # must not judge (and so resolve) an alert about the newer one
+        self._newest: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.max_series = max_series
 
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         result = BatchResult()
-        events: list[tuple[Event, Origin]] = []
+        events: list[tuple[Event, RawRecord]] = []
         for rec in records:
             checked = self.validator.validate(rec.value, rec.origin)
             if isinstance(checked, Event):
-                events.append((checked, rec.origin))
+                events.append((checked, rec))
             else:
                 result.dead.append(checked)
         if not events:
@@ -70,7 +78,13 @@ class BatchProcessor:
             [ScoreInput(e.text, e.image_bytes(), lang) for (e, _), lang in zip(events, langs)]
         )
         now = time.time()
-        for (e, _), lang, out in zip(events, langs, outputs):
+        positions = []
+        for (e, rec), lang, out in zip(events, langs, outputs):
+            if out.error is not None:  # e.g. an undecodable image: this event only, not the batch
+                result.dead.append(self.validator.dead(rec.value, rec.origin, "invalid_image",
+                                                       [{"loc": "image_b64", "msg": out.error}], e.id))
+                continue
+            positions.append(_position(rec.origin))
             p = out.probabilities
             # model_construct: every value is ours and already typed; validation would cost ~15 us
             result.scored.append(
@@ -90,19 +104,49 @@ class BatchProcessor:
                 )
             )
 
-        applied = await self.windows.apply_batch(result.scored, [_position(o) for _, o in events])
+        applied = await self.windows.apply_batch(result.scored, positions)
         result.windows = applied.open
         result.closed = applied.closed
         result.late = [result.scored[i] for i in applied.late]
         result.outbox = applied.outbox
-        candidates = []
-        for w in result.windows:
+        verdicts = []
+        samples: dict[tuple[str, str], list[str]] | None = None
+        for w in self._current(result.windows):
             for det in self.detectors:
                 verdict = det.check(w)
-                if verdict is not None and verdict.anomalous:
-                    candidates.append(build_alert(w, verdict, now))
-        result.alerts = await self.gate.admit(candidates)
+                if verdict is None:
+                    continue
+                if verdict.anomalous and samples is None:
+                    samples = defaultdict(list)
+                    for s in result.scored:
+                        for key in ((s.topic, s.lang), (s.topic, ALL_LANGS)):
+                            if len(samples[key]) < 3:
+                                samples[key].append(s.id)
+                verdicts.append(WindowVerdict(
+                    w.topic, w.lang, w.size_s, w.start, verdict, STAGE_OPEN,
+                    tuple(samples.get((w.topic, w.lang), ())) if verdict.anomalous and samples else (),
+                ))
+        result.alerts = await self.alerts.evaluate(verdicts)
         return result
+
+    def _current(self, windows: Sequence[WindowState]) -> list[WindowState]:
+        """Per series, the newest window of the batch, unless a newer one was judged before."""
+        newest: dict[tuple[str, str], WindowState] = {}
+        for w in windows:
+            key = (w.topic, w.lang)
+            if key not in newest or w.start > newest[key].start:
+                newest[key] = w
+        out = []
+        for key, w in newest.items():
+            seen = self._newest.get(key)
+            if seen is not None and w.start < seen:
+                continue
+            self._newest[key] = w.start
+            self._newest.move_to_end(key)
+            out.append(w)
+        while len(self._newest) > self.max_series:
+            self._newest.popitem(last=False)
+        return out
 
     def _languages(self, events: list[Event]) -> list[str]:
         """Given tags are trusted (primary subtag kept); missing ones are detected in one call."""

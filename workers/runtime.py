@@ -1,4 +1,6 @@
-"""Builds the batch processor from Settings and owns its connections (start/stop)."""
+"""Builds the batch processor from Settings and owns its connections and the alert lifecycle's
+staleness sweep (start/stop). ``emit`` sends alert notifications that arise outside a batch (the
+sweep resolving alerts nobody observes any more) to the alerts topic."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +10,9 @@ import redis.asyncio as aioredis
 
 from babelwatch.schema import Limits
 from babelwatch.settings import Settings
-from workers.alerts import AlertGate
+from workers.alerting.lifecycle import AlertLifecycle, Timing
+from workers.alerting.state_store import RedisAlertStateStore
+from workers.alerts import AlertEvaluator, AlertHistory, Emit
 from workers.detection import ClosedWindowDetection
 from workers.detectors.registry import DetectorConfig
 from workers.outbox import ClosedWindowOutbox
@@ -23,9 +27,13 @@ log = logging.getLogger("babelwatch.runtime")
 
 
 class PipelineRuntime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, emit: Emit | None = None) -> None:
         self.settings = settings
+        self.emit = emit
         self.redis: aioredis.Redis | None = None
+        self.alert_state: RedisAlertStateStore | None = None
+        self.lifecycle: AlertLifecycle | None = None
+        self.alerts: AlertEvaluator | None = None
         self.scorer: TritonScorer | None = None
         self.processor: BatchProcessor | None = None
         self.outbox: ClosedWindowOutbox | None = None
@@ -39,6 +47,17 @@ class PipelineRuntime:
         await self.scorer.start()
         # lingua loads its models for ~0.5 s: keep it off the event loop
         langid = await asyncio.to_thread(LinguaIdentifier, s.languages)
+        self.alert_state = RedisAlertStateStore(self.redis, s.redis_prefix)
+        self.lifecycle = AlertLifecycle(
+            self.alert_state,
+            Timing(s.alert_for_s, s.alert_keep_firing_for_s, s.alert_repeat_interval_s),
+            stale_after_s=s.alert_stale_after_s,
+            sweep_interval_s=s.alert_sweep_interval_s,
+            on_notify=self._on_sweep,
+        )
+        self.alerts = AlertEvaluator(
+            self.lifecycle, AlertHistory(self.redis, s.redis_prefix, s.alert_history_len), emit=self.emit
+        )
         self.processor = BatchProcessor(
             validator=EventValidator(
                 Limits(max_text_chars=s.max_text_chars, max_image_bytes=s.max_image_bytes), s.max_event_bytes
@@ -51,15 +70,22 @@ class PipelineRuntime:
                 allowed_lateness_s=s.allowed_lateness_s,
             ),
             detectors=[VolumeSpike(s.spike_threshold, s.spike_min_history, s.spike_min_count)],
-            gate=AlertGate(self.redis, s.redis_prefix),
+            alerts=self.alerts,
         )
         config = DetectorConfig.from_file(s.detectors_config) if s.detectors_config else DetectorConfig()
         self.outbox = ClosedWindowOutbox(self.redis, s.redis_prefix)
-        self.detection = ClosedWindowDetection(self.redis, config, self.processor.gate, s.redis_prefix)
+        self.detection = ClosedWindowDetection(self.redis, config, self.alerts, s.redis_prefix)
+        await self.lifecycle.start()
         log.info("pipeline ready (model %s)", self.scorer.model_id)
         return self.processor
 
+    async def _on_sweep(self, notes) -> None:
+        if self.alerts is not None:
+            await self.alerts.on_sweep(notes)
+
     async def stop(self) -> None:
+        if self.lifecycle is not None:
+            await self.lifecycle.stop()
         if self.scorer is not None:
             await self.scorer.stop()
         if self.redis is not None:

@@ -29,15 +29,15 @@ class EventValidator:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "replace")
         if len(raw) > self.max_event_bytes:
-            return self._dead(
+            return self.dead(
                 raw, origin, "too_large", [{"msg": f"payload of {len(raw)} bytes > {self.max_event_bytes}"}]
             )
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return self._dead(raw, origin, "not_json", [{"msg": str(exc)}])
+            return self.dead(raw, origin, "not_json", [{"msg": str(exc)}])
         if not isinstance(obj, dict):
-            return self._dead(raw, origin, "not_object", [{"msg": f"expected a JSON object, got {type(obj).__name__}"}])
+            return self.dead(raw, origin, "not_object", [{"msg": f"expected a JSON object, got {type(obj).__name__}"}])
         try:
             return Event.model_validate(obj, context=self._context)
         except ValidationError as exc:
@@ -46,10 +46,10 @@ class EventValidator:
                 for e in exc.errors(include_url=False, include_input=False)
             ]
             event_id = obj.get("id") if isinstance(obj.get("id"), str) else None
-            return self._dead(raw, origin, "invalid_event", errors, event_id)
+            return self.dead(raw, origin, "invalid_event", errors, event_id)
 
     @staticmethod
-    def _dead(raw: bytes, origin: Origin, reason: str, errors: list[dict], event_id: str | None = None) -> DeadLetter:
+    def dead(raw: bytes, origin: Origin, reason: str, errors: list[dict], event_id: str | None = None) -> DeadLetter:
         return DeadLetter(
             reason=reason,  # type: ignore[arg-type]
             errors=errors,

@@ -1,7 +1,11 @@
 """The HTTP API: trends, alerts, subscriptions, silences, health. OpenAPI at /openapi.json.
 
-Reads go straight to Redis (the windows and alert history the workers write); the API holds no
-state of its own, so any number of replicas can run. Writes need a bearer token.
+Reads go straight to Redis (the windows, alert states and alert history the workers write); the API
+holds no state of its own, so any number of replicas can run. Writes need a bearer token.
+
+The live alert stream (``GET /v1/alerts/stream``, Server-Sent Events) comes from the notifier's
+in-process broadcaster: it is served where the app hosts the notifier (``create_app(settings,
+notifier=...)``, what ``babelwatch notify`` runs); elsewhere it answers 503.
 """
 from __future__ import annotations
 
@@ -12,12 +16,16 @@ from fastapi import FastAPI
 
 from babelwatch.api import routes_alerts, routes_health, routes_subscriptions, routes_trends
 from babelwatch.settings import Settings
+from workers.alerting.state_store import RedisAlertStateStore
 from workers.alerting.store import AlertConfigStore
-from workers.alerts import AlertGate
+from workers.alerts import AlertHistory
 from workers.windows import WindowSpec, WindowStore
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, notifier=None) -> FastAPI:
+    """``notifier``: a ``workers.notifier.Notifier`` started and stopped with the app (its SSE
+    broadcaster then feeds ``/v1/alerts/stream``)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         r = aioredis.from_url(settings.redis_url)
@@ -28,10 +36,18 @@ def create_app(settings: Settings) -> FastAPI:
             extra=[WindowSpec.parse(w) for w in settings.extra_windows.split(",") if w.strip()],
             allowed_lateness_s=settings.allowed_lateness_s,
         )
-        app.state.alerts = AlertGate(r, settings.redis_prefix)
+        app.state.alerts = AlertHistory(r, settings.redis_prefix, settings.alert_history_len)
+        app.state.alert_state = RedisAlertStateStore(r, settings.redis_prefix)
         app.state.alert_config = AlertConfigStore(r, settings.redis_prefix)
+        app.state.broadcaster = notifier.broadcaster if notifier is not None else None
         try:
-            yield
+            if notifier is not None:
+                await notifier.start()
+            try:
+                yield
+            finally:
+                if notifier is not None:
+                    await notifier.stop()
         finally:
             await r.aclose()
 

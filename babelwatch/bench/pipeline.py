@@ -585,9 +585,9 @@ def report(results: list[PhaseResult], lat: LatencyResult | None, settings, load
 
 
 def _ensure_model(settings) -> None:
-    weights = Path(settings.triton_repo) / "fusion" / "1" / "weights.npz"
-    if not weights.exists():
-        log.info("building the skeleton model's weights (%s, ~35 s, cached afterwards)", weights)
+    artifact = Path(settings.triton_repo) / "fusion" / "1" / "artifact" / "model.onnx"
+    if not artifact.exists():
+        log.info("building the fusion model (%s; minutes the first time, cached afterwards)", artifact)
         from babelwatch.model_build import build
 
         build()

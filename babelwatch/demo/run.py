@@ -1,9 +1,10 @@
 """``babelwatch up`` and ``babelwatch demo``: the whole system on this machine, started for real.
 
-up:   broker + Redis + Triton + one worker, until Ctrl-C.
+up:   broker + Redis + Triton + one worker + the notifier with the HTTP API, until Ctrl-C.
 demo: the same, then the shipped multilingual sample stream is replayed live (event time = send
       time) with its scripted burst, while a table shows each topic's current window per language
-      and the alerts as they fire. Exit code 0 when every valid event was scored and an alert fired.
+      and the alerts (CloudEvents from the alerts topic) as they fire and resolve. Exit code 0 when
+      every valid event was scored and an alert fired.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from babelwatch.localstack.notifier_process import NotifierProcess
 from babelwatch.localstack.stack import LocalStack
 from babelwatch.localstack.worker_process import WorkerProcess
 from babelwatch.settings import Settings
@@ -62,12 +64,15 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def up(settings: Settings, with_worker: bool = True) -> int:
+def up(settings: Settings, with_worker: bool = True, api_port: int | None = None) -> int:
     ensure_model()
     run_dir = _run_dir(settings, "up")
     with stack_for(settings, run_dir) as stack:
-        worker = WorkerProcess(run_dir, worker_env(stack)).start() if with_worker else None
+        notifier = NotifierProcess(run_dir, worker_env(stack), port=api_port or settings.api_port).launch()
+        worker = None
         try:
+            worker = WorkerProcess(run_dir, worker_env(stack)).start() if with_worker else None
+            notifier.wait_ready()
             print(
                 "\nbabelwatch is up. In another shell:\n"
                 f"  export BABELWATCH_BROKER_URL=kafka://{stack.bootstrap}\n"
@@ -75,19 +80,22 @@ def up(settings: Settings, with_worker: bool = True) -> int:
                 f"  export BABELWATCH_TRITON_URL={stack.triton_grpc_url}\n"
                 "  babelwatch produce            # the sample stream\n"
                 "  babelwatch tail alerts\n"
+                f"  curl -N {notifier.url}/v1/alerts/stream     # live alerts (API docs: {notifier.url}/docs)\n"
                 f"logs: {run_dir}\nCtrl-C stops everything.",
                 flush=True,
             )
             signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops everything like Ctrl-C
-            while worker is None or worker.alive:
+            while (worker is None or worker.alive) and notifier.alive:
                 time.sleep(0.5)
-            log.error("worker exited; log tail:\n%s", worker.log_tail())
+            gone = worker if worker is not None and not worker.alive else notifier
+            log.error("%s exited; log tail:\n%s", gone.process.name, gone.log_tail())
             return 1
         except KeyboardInterrupt:
             return 0
         finally:
             if worker is not None:
                 worker.stop()
+            notifier.stop()
 
 
 @dataclass
@@ -96,7 +104,7 @@ class Outputs:
 
     scored: int = 0
     dead: Counter = field(default_factory=Counter)
-    alerts: list[dict] = field(default_factory=list)
+    alerts: list[dict] = field(default_factory=list)  # CloudEvents from the alerts topic
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -143,8 +151,14 @@ def _snapshot(r, settings: Settings, prefix: str, window_s: int) -> list[dict]:
     return list(rows.values())
 
 
+def alert_state(event: dict) -> str:
+    """``firing`` or ``resolved``, from an alerts-topic CloudEvent's type (io.babelwatch.alert.<state>)."""
+    return str(event.get("type", "")).rsplit(".", 1)[-1]
+
+
 def _render(rows: list[dict], outputs: Outputs, sent: int, window_s: int):
     from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"babelwatch — current {window_s}s window per topic (sent {sent}, scored {outputs.scored})")
@@ -158,11 +172,21 @@ def _render(rows: list[dict], outputs: Outputs, sent: int, window_s: int):
         labels = "/".join(str(int(now.get(k, 0))) for k in ("negative", "neutral", "positive"))
         langs = " ".join(f"{k}:{v}" for k, v in sorted(row["langs"].items(), key=lambda kv: -kv[1]))
         table.add_row(row["topic"], str(n), str(int(prev.get("count", 0))), bar, labels, langs)
-    alerts = Table(title="alerts")
-    for col in ("severity", "detector", "message"):
-        alerts.add_column(col)
-    for a in outputs.alerts[-5:]:
-        alerts.add_row(("[bold red]" if a["severity"] == "critical" else "[yellow]") + a["severity"], a["detector"], a["message"])
+    alerts = Table(title="alerts (newest last)")
+    for col in ("state", "severity", "detector", escape("topic [language] stage")):
+        alerts.add_column(col, no_wrap=True)
+    alerts.add_column("summary")
+    for e in outputs.alerts[-6:]:
+        state, data = alert_state(e), e.get("data", {})
+        lab = data.get("labels", {})
+        sev = lab.get("severity", "")
+        alerts.add_row(
+            ("[green]" if state == "resolved" else "[bold red]") + state,
+            ("[bold red]" if sev == "critical" else "[yellow]") + sev,
+            escape(lab.get("detector", "")),
+            escape(f"{lab.get('topic', '')} [{lab.get('language', '')}] {lab.get('stage', '')}"),
+            escape(str(data.get("annotations", {}).get("summary", ""))),
+        )
     dead = ", ".join(f"{k}={v}" for k, v in outputs.dead.items()) or "none"
     return Group(table, alerts, f"dead letters: {dead}")
 
@@ -189,7 +213,14 @@ def demo(settings: Settings, file: Path, rate: float = 8.0, window_s: int = 5, t
     run_dir = _run_dir(settings, "demo")
     overrides = dict(window_s=window_s, redis_prefix=prefix, spike_history=5, spike_min_history=3)
     with stack_for(settings, run_dir) as stack:
-        worker = WorkerProcess(run_dir, worker_env(stack, **overrides)).start()
+        notifier = NotifierProcess(run_dir, worker_env(stack, **overrides)).launch()
+        try:
+            worker = WorkerProcess(run_dir, worker_env(stack, **overrides)).start()
+            notifier.wait_ready()
+        except BaseException:
+            notifier.stop()
+            raise
+        console.print(f"API and live alerts: {notifier.url}/v1/alerts/stream (docs {notifier.url}/docs)")
         outputs, stop = Outputs(), threading.Event()
         collector = threading.Thread(target=_collect, args=(settings, stack.bootstrap, outputs, stop), daemon=True)
         collector.start()
@@ -222,12 +253,15 @@ def demo(settings: Settings, file: Path, rate: float = 8.0, window_s: int = 5, t
         finally:
             stop.set()
             worker.stop()
+            notifier.stop()
             collector.join(5)
             r.close()
-    ok = outputs.scored >= len(valid_ids) and bool(outputs.alerts)
+    states = Counter(alert_state(e) for e in outputs.alerts)
+    ok = outputs.scored >= len(valid_ids) and states["firing"] > 0
     console.print(
         f"\nsummary: sent {sent['n']} lines, scored {outputs.scored} of {len(valid_ids)} valid events, "
-        f"{sum(outputs.dead.values())} dead letters, {len(outputs.alerts)} alert(s). logs: {run_dir}"
+        f"{sum(outputs.dead.values())} dead letters, {states['firing']} alert(s) fired, "
+        f"{states['resolved']} resolved. logs: {run_dir}"
     )
     return 0 if ok else 1
 

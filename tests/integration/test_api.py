@@ -1,6 +1,7 @@
 """The HTTP API served by a real uvicorn server on a free port, reading the real Redis."""
 from __future__ import annotations
 
+import asyncio
 import threading
 from contextlib import contextmanager
 import time
@@ -15,7 +16,10 @@ from bw_factories import make_scored
 from babelwatch.api.app import create_app
 from babelwatch.localstack import free_port
 from babelwatch.settings import Settings
-from workers.alerts import AlertGate, build_alert
+from workers.alerting.lifecycle import AlertLifecycle, Timing
+from workers.alerting.sinks.sse import SseBroadcaster
+from workers.alerting.state_store import RedisAlertStateStore
+from workers.alerts import AlertEvaluator, AlertHistory, WindowVerdict
 from workers.detectors.base import Verdict
 from workers.windows import WindowSpec, WindowStore
 
@@ -23,10 +27,10 @@ pytestmark = pytest.mark.integration
 
 
 @contextmanager
-def serve(settings: Settings):
+def serve(settings: Settings, notifier=None):
     """The app on a real uvicorn server in a thread; stopped on exit."""
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.api_port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, notifier=notifier), host="127.0.0.1",
+                                           port=settings.api_port, log_level="warning", timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -62,8 +66,14 @@ async def seed(settings: Settings) -> None:
     await store.apply_batch([make_scored("TSLA", "en", "negative", 1000.0 + i) for i in range(12)]
                             + [make_scored("TSLA", "de", "positive", 1015.0)])
     window = (await store.apply_batch([make_scored("TSLA", "en", "negative", 1019.0)])).open[0]
-    await AlertGate(r, settings.redis_prefix).admit(
-        [build_alert(window, Verdict("volume_spike", 9.0, 4.0, 5.0, 1.0, True, "spike"), now=1020.0)])
+    alerts = AlertEvaluator(AlertLifecycle(RedisAlertStateStore(r, settings.redis_prefix), Timing(0.0, 0.0, 300.0)),
+                            AlertHistory(r, settings.redis_prefix))
+    spike = Verdict("volume_spike", 9.0, 4.0, 5.0, 1.0, True, "spike")
+    calm = Verdict("volume_spike", 1.0, 4.0, 1.0, 1.0, False, "calm")
+    # TSLA/en fires and stays firing; TSLA/* fires and resolves
+    await alerts.evaluate([WindowVerdict("TSLA", "en", 10, window.start, spike),
+                           WindowVerdict("TSLA", "*", 10, window.start, spike)], now=1020.0)
+    await alerts.evaluate([WindowVerdict("TSLA", "*", 10, window.start + 10, calm)], now=1030.0)
     await r.aclose()
 
 
@@ -82,9 +92,20 @@ async def test_trends_topics_alerts_and_health(api):
         assert [p["count"] for p in de["points"]] == [0, 1]
         hop = (await c.get("/v1/trends", params={"topic": "TSLA", "window": "30/10", "points": 1, "end": 1000})).json()
         assert hop["points"][0]["count"] == 14  # [1000, 1030) holds everything
-        alerts = (await c.get("/v1/alerts", params={"topic": "TSLA"})).json()
-        assert len(alerts) == 1 and alerts[0]["detector"] == "volume_spike"
+        alerts = (await c.get("/v1/alerts", params={"topic": "TSLA"})).json()  # newest first
+        assert [(a["state"], a["labels"]["language"]) for a in alerts] == [("resolved", "*"), ("firing", "*"),
+                                                                           ("firing", "en")]
+        assert all(a["labels"]["detector"] == "volume_spike" and len(a["fingerprint"]) == 16 for a in alerts)
+        assert alerts[2]["annotations"]["summary"] == "spike" and alerts[2]["fired_at"] == 1020.0
+        assert len((await c.get("/v1/alerts", params={"limit": 1})).json()) == 1
         assert (await c.get("/v1/alerts", params={"topic": "AAPL"})).json() == []
+        active = (await c.get("/v1/alerts/active")).json()
+        assert [(a["state"], a["labels"]["topic"], a["labels"]["language"]) for a in active] == [("firing", "TSLA", "en")]
+        assert (await c.get("/v1/alerts/active", params={"topic": "AAPL"})).json() == []
+        assert (await c.get("/v1/alerts/active", params={"state": "pending"})).json() == []
+        # the live stream lives in the notifier's process: not here
+        r = await c.get("/v1/alerts/stream")
+        assert r.status_code == 503 and "babelwatch notify" in r.json()["detail"]
 
 
 async def test_bad_queries_get_clear_4xx(api):
@@ -102,8 +123,8 @@ async def test_openapi_document_lists_the_endpoints(api):
     _, base = api
     async with httpx.AsyncClient(base_url=base, timeout=5) as c:
         doc = (await c.get("/openapi.json")).json()
-    assert {"/health", "/ready", "/v1/topics", "/v1/trends", "/v1/alerts", "/v1/subscriptions",
-            "/v1/silences"} <= set(doc["paths"])
+    assert {"/health", "/ready", "/v1/topics", "/v1/trends", "/v1/alerts", "/v1/alerts/active",
+            "/v1/alerts/stream", "/v1/subscriptions", "/v1/silences"} <= set(doc["paths"])
 
 
 async def test_subscriptions_and_silences_crud_with_bearer_auth(api):
@@ -153,3 +174,43 @@ async def test_writes_are_refused_when_no_token_is_configured():
         async with httpx.AsyncClient(base_url=base, timeout=5) as c:
             r = await c.post("/v1/silences", json={}, headers={"Authorization": "Bearer anything"})
             assert r.status_code == 403 and "BABELWATCH_API_TOKEN" in r.json()["detail"]
+
+
+class StubNotifier:
+    """What the app needs from a hosted notifier: a broadcaster, started and stopped with the app."""
+
+    def __init__(self) -> None:
+        self.broadcaster = SseBroadcaster(maxlen=10)
+        self.started = self.stopped = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+        await self.broadcaster.stop()
+
+
+async def test_live_stream_serves_the_hosted_notifiers_broadcaster():
+    notifier = StubNotifier()
+    settings = Settings(redis_prefix=f"bwtest-api-{uuid.uuid4().hex[:8]}", api_port=free_port())
+    with serve(settings, notifier=notifier) as base:
+        assert notifier.started
+        async with httpx.AsyncClient(base_url=base, timeout=5) as c:
+            async with c.stream("GET", "/v1/alerts/stream") as resp:
+                assert resp.status_code == 200
+                assert resp.headers["content-type"].startswith("text/event-stream")
+                lines = resp.aiter_lines()
+                assert await anext(lines) == "retry: 3000"
+                deadline = time.monotonic() + 5
+                while notifier.broadcaster.subscribers == 0 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                notifier.broadcaster.publish("desk", "io.babelwatch.alertgroup.firing", '{"n":0}', "g0")  # other channel
+                notifier.broadcaster.publish("alerts", "io.babelwatch.alert.firing", '{"n":1}', "e1")
+                got = []
+                while len(got) < 3:
+                    line = await asyncio.wait_for(anext(lines), 5)
+                    if line:
+                        got.append(line)
+                assert got == ["id: e1", "event: io.babelwatch.alert.firing", 'data: {"n":1}']
+    assert notifier.stopped

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,5 +48,9 @@ def test_demo_command_scores_everything_and_alerts(tmp_path):
     assert "scored 328 of 328 valid events" in out
     assert "8 dead letters" in out
     assert "volume_spike" in out and "TSLA" in out
+    # alerts come from the alerts topic as CloudEvents; at least the burst's alert fired
+    fired = re.search(r"(\d+)\s+alert\(s\)\s+fired", out)
+    assert fired and int(fired.group(1)) >= 1, out[-3000:]
+    assert "/v1/alerts/stream" in out  # the notifier and its API ran alongside
     # everything the demo started is gone again
     assert "localstack: stopped" in out

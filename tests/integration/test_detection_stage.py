@@ -7,7 +7,9 @@ import pytest
 import redis.asyncio as aioredis
 from bw_factories import make_scored
 
-from workers.alerts import AlertGate
+from workers.alerting.lifecycle import AlertLifecycle, Timing
+from workers.alerting.state_store import RedisAlertStateStore
+from workers.alerts import AlertEvaluator
 from workers.detection import ClosedWindowDetection, closed_window_from_json
 from workers.detectors.registry import DetectorConfig
 from workers.outbox import ClosedWindowOutbox
@@ -66,7 +68,9 @@ async def test_only_one_worker_drains_at_a_time(r):
 async def test_detectors_keep_state_in_redis_and_fire_on_a_shift(r):
     config = DetectorConfig.model_validate({"default": {"window_s": 10, "detectors": [
         {"kind": "sentiment_shift", "min_history": 5, "min_count": 5}]}})
-    gate = AlertGate(r, r.test_prefix)
+
+    def alerts() -> AlertEvaluator:  # a worker's lifecycle, state shared through Redis
+        return AlertEvaluator(AlertLifecycle(RedisAlertStateStore(r, r.test_prefix), Timing(0.0, 0.0, 300.0)))
     windows = []
     for k in range(20):  # calm, slightly noisy sentiment around +0.3 ...
         windows.append(dict(topic="T", lang="*", start=1000 + 10 * k, size_s=10, count=50,
@@ -79,13 +83,18 @@ async def test_detectors_keep_state_in_redis_and_fire_on_a_shift(r):
         return closed_window_from_json(orjson.dumps(d))
 
     # two detection objects = two workers one after the other: state must carry over via Redis
-    first = ClosedWindowDetection(r, config, gate, r.test_prefix)
+    first = ClosedWindowDetection(r, config, alerts(), r.test_prefix)
     assert await first.process([cw(d) for d in windows[:10]], now=1.0) == []
-    second = ClosedWindowDetection(r, config, gate, r.test_prefix)
+    second = ClosedWindowDetection(r, config, alerts(), r.test_prefix)
     assert await second.process([cw(d) for d in reversed(windows[10:])], now=2.0) == []  # order restored
-    alerts = await second.process([cw(shifted)], now=3.0)
-    assert [(a.detector, a.topic, a.window_start) for a in alerts] == [("sentiment_shift", "T", 1200.0)]
+    fired = await second.process([cw(shifted)], now=3.0)
+    assert [(a.state, a.labels["detector"], a.labels["topic"], a.labels["stage"], a.annotations["window_start"])
+            for a in fired] == [("firing", "sentiment_shift", "T", "closed", 1200.0)]
     # the same window again (an outbox redelivery) changes nothing and fires nothing
     assert await second.process([cw(shifted)], now=4.0) == []
     # windows of a shape the profile does not use are ignored
     assert await second.process([cw({**shifted, "size_s": 60, "start": 1260})], now=5.0) == []
+    # a calm window after it resolves the alert (another worker's lifecycle: the state is in Redis)
+    calm = dict(topic="T", lang="*", start=1210, size_s=10, count=50, sentiment_sum=50 * 0.3, sentiment_sq=50 * 0.2)
+    resolved = await ClosedWindowDetection(r, config, alerts(), r.test_prefix).process([cw(calm)], now=6.0)
+    assert [(a.state, a.fingerprint) for a in resolved] == [("resolved", fired[0].fingerprint)]

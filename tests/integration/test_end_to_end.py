@@ -2,7 +2,8 @@
 
 Produces valid and invalid events, then checks the promises of the skeleton: every valid event is
 scored exactly once, Redis windows count what was sent per topic and language, every invalid
-event sits in the dead-letter topic with its reason, and an injected burst raises one alert.
+event sits in the dead-letter topic with its reason, and an injected burst raises one alert per
+series, emitted to the alerts topic as a CloudEvents 1.0 JSON envelope keyed by its fingerprint.
 """
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import orjson
 import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer
+
+from workers.alerting import cloudevents
+from workers.alerting.model import AlertInstance
 
 pytestmark = pytest.mark.integration
 
@@ -28,20 +32,25 @@ TEXTS = {
 }
 
 
-def consume(bootstrap: str, topic: str, want: int, timeout: float = 60.0) -> list[dict]:
+def consume(bootstrap: str, topic: str, want: int, timeout: float = 60.0, keys: bool = False) -> list:
+    """JSON values (or (key, value) pairs) of ``topic`` from the start, until ``want`` arrived, plus 2 s."""
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              group_id=None, consumer_timeout_ms=500)
-    out: list[dict] = []
+    out: list = []
+
+    def take(batch) -> None:
+        out.extend((m.key, orjson.loads(m.value)) if keys else orjson.loads(m.value) for m in batch)
+
     deadline = time.monotonic() + timeout
     try:
         while len(out) < want and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
-                out.extend(orjson.loads(m.value) for m in batch)
+                take(batch)
         # a little longer, so duplicates that would follow are seen too
         end = time.monotonic() + 2.0
         while time.monotonic() < end:
             for batch in consumer.poll(timeout_ms=300).values():
-                out.extend(orjson.loads(m.value) for m in batch)
+                take(batch)
     finally:
         consumer.close()
     return out
@@ -74,7 +83,12 @@ INVALID = [
 
 
 def test_pipeline_end_to_end(world):
-    w = world(window_s=WINDOW, spike_history=4, spike_min_history=3, spike_min_count=20, batch_size=32)
+    # threshold 2.5: the burst's first judgeable window count (min_count 20, baseline 6) already has
+    # a robust z of 5.7 >= 2 * 2.5, so every anomalous verdict is critical however the burst is cut
+    # into batches (a warning escalating to critical would be a second alert, by design)
+    # alerts nobody observes any more (the burst's topic goes quiet) are resolved by the staleness sweep
+    w = world(window_s=WINDOW, spike_history=4, spike_min_history=3, spike_min_count=20, spike_threshold=2.5,
+              batch_size=32, alert_keep_firing_for_s=0, alert_stale_after_s=4, alert_sweep_interval_s=1)
     bootstrap = w.stack.bootstrap
     w.start_worker()
 
@@ -131,13 +145,32 @@ def test_pipeline_end_to_end(world):
     late = consume(bootstrap, w.topics["late"], 1)
     assert [x["id"] for x in late] == ["late-1"]
     assert window_total("BTC", "*") == sum(n for (t, _), n in expected.items() if t == "BTC")
-    alerts = consume(bootstrap, w.topics["alerts"], 1)
-    topic_alerts = [a for a in alerts if a["lang"] == "*"]
-    assert len(topic_alerts) == 1, alerts
+    # two firing alerts, then (the topic went quiet) their two resolved notifications from the sweep
+    records = consume(bootstrap, w.topics["alerts"], 4, keys=True)
+    for key, event in records:  # CloudEvents 1.0, structured JSON, keyed by the alert's fingerprint
+        cloudevents.validate(event)
+        assert event["source"] == cloudevents.DEFAULT_SOURCE
+        assert key.decode() == event["subject"] == event["data"]["fingerprint"]
+    firing = [AlertInstance.model_validate(e["data"]) for _, e in records if e["type"] == "io.babelwatch.alert.firing"]
+    resolved = [AlertInstance.model_validate(e["data"]) for _, e in records
+                if e["type"] == "io.babelwatch.alert.resolved"]
+    assert len(firing) + len(resolved) == len(records) == 4, records
+    # one firing alert per burst series: all languages, and English (the burst's only language)
+    assert sorted(a.labels["language"] for a in firing) == ["*", "en"], records
+    assert sorted(a.fingerprint for a in resolved) == sorted(a.fingerprint for a in firing)
+    assert all(a.state == "resolved" and a.resolved_at >= a.fired_at for a in resolved)
+    types = [e["type"].rsplit(".", 1)[-1] for _, e in records]
+    assert types.index("resolved") > max(i for i, t in enumerate(types) if t == "firing")  # in order
+    topic_alerts = [a for a in firing if a.labels["language"] == "*"]
+    assert len(topic_alerts) == 1, records
     a = topic_alerts[0]
-    assert a["topic"] == "TSLA" and a["detector"] == "volume_spike"
-    assert a["value"] >= 20 and a["baseline"] == 6 and a["score"] >= 4
-    assert a["window_start"] == int(t0) // WINDOW * WINDOW
+    assert a.state == "firing" and a.fired_at is not None and a.resolved_at is None
+    assert a.labels == {"topic": "TSLA", "language": "*", "detector": "volume_spike", "window": f"{WINDOW}s",
+                        "severity": "critical", "stage": "open"}
+    ann = a.annotations
+    assert ann["value"] >= 20 and ann["baseline"] == 6 and ann["score"] >= 4
+    assert ann["window_start"] == int(t0) // WINDOW * WINDOW
+    assert set(ann["sample_events"]) <= {ev["id"] for ev in burst}
     scored_all = consume(bootstrap, w.topics["scored"], len(events) + len(burst) + 1)
     assert len(scored_all) == len(events) + len(burst) + 1
     r.close()

@@ -1,4 +1,4 @@
-"""WindowStore and AlertGate against the real Redis on 127.0.0.1:6379 (no mocks).
+"""WindowStore and the alert lifecycle/history against the real Redis on 127.0.0.1:6379 (no mocks).
 
 Every test works under its own key prefix ``bwtest-<uuid>`` and deletes its keys on teardown.
 Round trips are counted with thin subclasses of the real client: the pipeline's ``execute``, any
@@ -18,7 +18,9 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 
 from babelwatch.schema import ALL_LANGS, LABELS
-from workers.alerts import AlertGate, build_alert
+from workers.alerting.lifecycle import AlertLifecycle, Timing
+from workers.alerting.state_store import RedisAlertStateStore
+from workers.alerts import STAGE_OPEN, AlertEvaluator, AlertHistory, WindowVerdict
 from workers.detectors.base import Verdict
 from workers.windows import WindowState, WindowStore, window_start
 
@@ -320,51 +322,67 @@ async def test_prefixes_isolate_stores(r, prefix):
     assert (await a.read("AAPL", ALL_LANGS, S))["count"] == 1
 
 
-# --- AlertGate ------------------------------------------------------------------------------------
+# --- alert lifecycle and history (workers/alerts.py) -------------------------------------------
 
-def _alert(start: int, topic: str = "TSLA", lang: str = ALL_LANGS):
-    w = WindowState(topic, lang, start, SIZE, 50, 0.0, (10, 10, 10))
-    v = Verdict("volume_spike", 12.6, 4.0, 50.0, 10.0, True, "50 events")
-    return build_alert(w, v, now=time.time())
+def _verdict(start: int, topic: str = "TSLA", lang: str = ALL_LANGS, score: float = 12.6) -> WindowVerdict:
+    v = Verdict("volume_spike", score, 4.0, 50.0, 10.0, score >= 4.0, "50 events")
+    return WindowVerdict(topic, lang, SIZE, start, v, STAGE_OPEN)
 
 
-async def test_alert_gate_admits_once(r, prefix):
-    gate = AlertGate(r, prefix=prefix, ttl_s=600)
+def _evaluator(r, prefix: str, history: bool = True) -> AlertEvaluator:
+    lifecycle = AlertLifecycle(RedisAlertStateStore(r, prefix), Timing(0.0, 0.0, 300.0))
+    return AlertEvaluator(lifecycle, AlertHistory(r, prefix, maxlen=3) if history else None)
+
+
+async def test_alert_fires_once_while_its_window_grows(r, prefix):
+    ev = _evaluator(r, prefix)
     S = now_window()
-    alert = _alert(S)
-    assert await gate.admit([alert]) == [alert]
-    again = _alert(S)  # the same window, rebuilt by a later batch
-    assert again.id == alert.id
-    assert await gate.admit([again]) == []
-    ttl = await r.ttl(f"{prefix}:alerted:{alert.id}")
-    assert 0 < ttl <= 600
+    [alert] = await ev.evaluate([_verdict(S)])
+    assert alert.state == "firing"
+    assert await ev.evaluate([_verdict(S)]) == []  # the same window, judged again by a later batch
+    ttl = await r.ttl(f"{prefix}:alert:{alert.fingerprint}")
+    assert ttl > 0
+    assert [a.fingerprint for a in await AlertHistory(r, prefix).history()] == [alert.fingerprint]
 
 
-async def test_alert_gate_mixed_old_and_new(r, prefix):
-    gate = AlertGate(r, prefix=prefix)
+async def test_alert_lifecycle_is_one_round_trip_per_batch(r, prefix):
+    ev = _evaluator(r, prefix, history=False)
     S = now_window()
-    first, second, third = _alert(S), _alert(S + SIZE), _alert(S, lang="en")
-    assert await gate.admit([first]) == [first]
+    await ev.evaluate([_verdict(S)])
     r.reset_counts()
-    got = await gate.admit([_alert(S), second, third])
-    assert [a.id for a in got] == [second.id, third.id]
-    assert len(r.executes) == 1 and r.direct == []  # one round trip for the whole list
+    got = await ev.evaluate([_verdict(S), _verdict(S, lang="en"), _verdict(S + SIZE, topic="AAPL", score=1.0)])
+    assert [a.labels["language"] for a in got] == ["en"]
+    assert len(r.executes) + len(r.direct) == 1  # one EVALSHA for the whole batch
 
 
-async def test_alert_gate_empty_list_sends_nothing(r, prefix):
+async def test_alert_history_newest_first_capped_in_one_round_trip(r, prefix):
+    ev = _evaluator(r, prefix)
+    S = now_window()
+    fired = [(await ev.evaluate([_verdict(S, topic=t)]))[0] for t in ("A", "B", "C", "D")]
+    history = AlertHistory(r, prefix)
+    assert [a.labels["topic"] for a in await history.history()] == ["D", "C", "B"]  # maxlen 3
+    assert (await history.history(1))[0].fingerprint == fired[-1].fingerprint
     r.reset_counts()
-    assert await AlertGate(r, prefix=prefix).admit([]) == []
+    await AlertHistory(r, prefix).record(fired[:2])
+    assert r.executes == [(True, 2)] and r.direct == []
+    r.reset_counts()
+    await AlertHistory(r, prefix).record([])
+    assert await ev.evaluate([]) == []
     assert r.executes == [] and r.direct == []
 
 
-async def test_alert_gate_holds_across_gates(r, prefix):
-    """Two workers (two gates, two connections) never both fire the same alert."""
+async def test_alert_fires_once_across_workers(r, prefix):
+    """Two workers (two lifecycles, two connections) never both notify the same transition."""
     other = aioredis.from_url(REDIS_URL)
     try:
-        g1, g2 = AlertGate(r, prefix=prefix), AlertGate(other, prefix=prefix)
         S = now_window()
-        results = await asyncio.gather(g1.admit([_alert(S)]), g2.admit([_alert(S)]))
+        results = await asyncio.gather(_evaluator(r, prefix).evaluate([_verdict(S)]),
+                                       _evaluator(other, prefix).evaluate([_verdict(S)]))
         assert sorted(len(x) for x in results) == [0, 1]
+        calm = await asyncio.gather(_evaluator(r, prefix).evaluate([_verdict(S + SIZE, score=0.5)]),
+                                    _evaluator(other, prefix).evaluate([_verdict(S + SIZE, score=0.5)]))
+        assert sorted(len(x) for x in calm) == [0, 1]
+        assert [a.state for x in calm for a in x] == ["resolved"]
     finally:
         await other.aclose()
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from bw_factories import make_window
 
-from workers.alerts import build_alert
+from workers.alerts import STAGE_CLOSED, WindowVerdict
 from workers.detectors.base import ClosedWindow, Verdict, WindowDetector
 from workers.detectors.volume_spike import VolumeSpike, robust_z
 
@@ -240,6 +240,10 @@ def test_label_based_event_variance():
 def test_alert_from_a_closed_window(det):
     feed(det, [10] * 5)
     w = cw(80, 5)
-    alert = build_alert(w, det.update(w), now=1.0)
-    assert alert.detector == "volume_spike" and alert.topic == "TSLA" and alert.window_s == SIZE
-    assert alert.window_start == float(w.start)
+    v = det.update(w)
+    active = [o for o in WindowVerdict(w.topic, w.lang, w.size_s, w.start, v, STAGE_CLOSED).observations() if o.active]
+    assert len(active) == 1
+    labels, ann = active[0].labels, active[0].annotations
+    assert labels["detector"] == "volume_spike" and labels["topic"] == "TSLA" and labels["window"] == f"{SIZE}s"
+    assert labels["stage"] == "closed"
+    assert ann["window_start"] == float(w.start)

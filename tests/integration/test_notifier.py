@@ -1,0 +1,123 @@
+"""The notifier service in this test's event loop, on the real broker and Redis: alert CloudEvents
+produced to the alerts topic reach exactly the subscriptions whose matchers select them; a hanging
+receiver and a failing one delay nobody else; what fails for good lands on the failed-deliveries
+topic; a Kafka receiver gets the group event; records that are not alert events are skipped."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from bw_http import LocalReceiver
+
+from babelwatch.settings import Settings
+from workers.alerting import cloudevents
+from workers.alerting.model import AlertInstance
+from workers.alerting.store import AlertConfigStore
+from workers.notifier import Notifier
+
+pytestmark = pytest.mark.integration
+
+
+def alert(topic: str, state: str = "firing", t: float | None = None) -> AlertInstance:
+    t = time.time() if t is None else t
+    return AlertInstance(
+        labels={"topic": topic, "language": "*", "detector": "volume_spike", "window": "60s",
+                "severity": "critical", "stage": "open"},
+        annotations={"summary": f"{topic} burst"}, state=state, active_since=t, last_active_at=t, fired_at=t,
+        last_notified_at=t, resolved_at=t + 1 if state == "resolved" else None,
+    )
+
+
+def route(route_id: str, topic: str, receivers: list[dict]) -> dict:
+    return {"id": route_id, "matchers": [f'topic="{topic}"'], "group_by": ["topic"], "group_wait": "0.2s",
+            "group_interval": "1s", "repeat_interval": "1h", "receivers": receivers}
+
+
+async def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 15.0) -> list:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    out: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < want and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                out.extend(records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_notifier_routes_isolates_receivers_and_dead_letters(stack):
+    tag = uuid.uuid4().hex[:8]
+    topics = {"alerts": f"n{tag}.alerts", "failed": f"n{tag}.alerts.failed", "kafka_out": f"n{tag}.desk"}
+    stack.broker.create_topics({topics["alerts"]: 1, topics["failed"]: 1, topics["kafka_out"]: 1})
+    settings = Settings(broker_url=f"kafka://{stack.bootstrap}", redis_url=stack.redis_url,
+                        redis_prefix=f"bwtest-n{tag}", app_id=f"bwtest-n{tag}", topic_alerts=topics["alerts"],
+                        topic_alerts_failed=topics["failed"], alerting_allow_private=True)
+    fast, slow, failing, other = (await LocalReceiver([200]).start(), await LocalReceiver(["hang"]).start(),
+                                  await LocalReceiver([500]).start(), await LocalReceiver([200]).start())
+    notifier = Notifier(settings, refresh_s=0.2, tick_s=0.05)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+    r = aioredis.from_url(stack.redis_url)
+    try:
+        store = AlertConfigStore(r, settings.redis_prefix)  # what the subscriptions API writes
+        await store.create_route(route("slow", "TSLA", [{"type": "webhook", "url": slow.url(), "timeout_s": 10,
+                                                         "retries": 0}]))
+        await store.create_route(route("failing", "TSLA", [{"type": "webhook", "url": failing.url(), "retries": 1,
+                                                            "backoff_s": 0.05}]))
+        await store.create_route(route("fast", "TSLA", [{"type": "webhook", "url": fast.url()},
+                                                        {"type": "kafka", "topic": topics["kafka_out"]}]))
+        await store.create_route(route("other", "AAPL", [{"type": "webhook", "url": other.url()}]))
+        await notifier.start()
+        await notifier.wait_assigned(30)
+        await producer.start()
+
+        t0 = time.monotonic()
+        await producer.send_and_wait(topics["alerts"], b"not a cloudevent")
+        await producer.send_and_wait(topics["alerts"], cloudevents.dumps(cloudevents.alert_event(alert("TSLA"))),
+                                     key=b"k")
+        await fast.wait_requests(1, timeout=10)
+        assert len(fast.requests) == 1 and fast.requests[0].at - t0 < 5
+        await slow.wait_requests(1, timeout=5)
+        assert len(slow.requests) == 1  # still hanging: it delayed nobody
+        await failing.wait_requests(2, timeout=5)
+        assert len(failing.requests) == 2  # first attempt + one retry
+
+        dead = await read_topic(stack.bootstrap, topics["failed"], 1)
+        assert len(dead) == 1
+        record = json.loads(dead[0].value)
+        assert record["receiver"] == "webhook-0" and record["receiver_type"] == "webhook"
+        assert record["status"] == 500 and record["attempts"] == 2 and "HTTP 500" in record["error"]
+        assert json.loads(record["body"])["type"] == "io.babelwatch.alertgroup.firing"
+
+        out = await read_topic(stack.bootstrap, topics["kafka_out"], 1)
+        assert len(out) == 1 and out[0].key.startswith(b"fast:")  # keyed by group key
+        assert json.loads(out[0].value)["data"]["routeId"] == "fast"
+
+        body = json.loads(fast.requests[0].body)
+        assert [a["labels"]["topic"] for a in body["data"]["alerts"]] == ["TSLA"]
+        await asyncio.sleep(1.5)
+        assert other.requests == [] and len(fast.requests) == 1
+        assert notifier.skipped == 1 and notifier.consumed == 1
+
+        # resolved: sent once to the subscription that heard the firing one
+        await producer.send_and_wait(topics["alerts"],
+                                     cloudevents.dumps(cloudevents.alert_event(alert("TSLA", "resolved"))))
+        await fast.wait_requests(2, timeout=10)
+        assert json.loads(fast.requests[1].body)["type"] == "io.babelwatch.alertgroup.resolved"
+    finally:
+        await producer.stop()
+        keys = [k async for k in r.scan_iter(f"{settings.redis_prefix}:*")]
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()
+        t1 = time.monotonic()
+        await notifier.stop()
+        assert time.monotonic() - t1 < 10  # the hanging receiver does not hold the shutdown hostage
+        for r in (fast, slow, failing, other):
+            await r.stop()
