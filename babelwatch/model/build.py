@@ -18,6 +18,7 @@ torch with onnxruntime and benchmarked (``babelwatch.model.export``). Nothing do
 """
 from __future__ import annotations
 
+from babelwatch.filelock import file_lock
 import argparse
 import contextlib
 import hashlib
@@ -221,16 +222,7 @@ def build(force: bool = False, config: BuildConfig | None = None) -> Path:
         return _build(cfg, examples, version, fp, out_dir, text_fp, image_fp, data_fp, t_start)
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    import fcntl
-
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+_lock = file_lock  # one implementation: babelwatch/filelock.py
 
 
 def _build(cfg: BuildConfig, examples, version: str, fp: str, out_dir: Path, text_fp: str, image_fp: str,

@@ -36,6 +36,7 @@ converter version does nothing unless ``force``.
 """
 from __future__ import annotations
 
+from babelwatch.filelock import file_lock
 import argparse
 import contextlib
 import hashlib
@@ -467,17 +468,7 @@ def _quiet_progress():
             hf_logging.enable_progress_bar()
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+_lock = file_lock  # one implementation: babelwatch/filelock.py
 
 
 def convert(out_dir: Path | None = None, force: bool = False, *, source: Path | None = None) -> Path:

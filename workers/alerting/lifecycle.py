@@ -31,6 +31,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from workers.alerting.model import AlertInstance, clean_labels, fingerprint
 from workers.alerting.state_store import ABSENT, AlertStateStore, Commit, Versioned
+from workers.alerting.tasks import cancel
 
 log = logging.getLogger("babelwatch.alerting.lifecycle")
 
@@ -209,13 +210,8 @@ class AlertLifecycle:
             self._task = asyncio.create_task(self._sweeper(), name="alert-lifecycle-sweep")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _sweeper(self) -> None:
         while True:

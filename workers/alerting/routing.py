@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Sequence
 
 from workers.alerting.model import AlertInstance, NotificationGroup, Route, Silence, fingerprint
+from workers.alerting.tasks import cancel
 
 log = logging.getLogger("babelwatch.alerting.routing")
 
@@ -172,13 +173,8 @@ class Router:
             self._task = asyncio.create_task(self._run(), name="alert-router")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         next_refresh = self.clock() + self.refresh_s
