@@ -26,6 +26,7 @@ from workers.detection import closed_window_from_json
 from workers.runtime import PipelineRuntime
 from workers.validate import Origin
 from workers.pipeline import RawRecord
+from workers.retry import until_available
 
 log = logging.getLogger("babelwatch.stream")
 
@@ -84,7 +85,7 @@ async def process(stream):
             RawRecord(e.message.value or b"", Origin(e.message.topic, e.message.partition, e.message.offset))
             for e in events
         ]
-        result = await Pipeline.runtime.processor.process(batch)
+        result = await until_available(lambda: Pipeline.runtime.processor.process(batch), "process batch")
         await _send_all(
             [(settings.topic_deadletter, d) for d in result.dead]
             + [(settings.topic_scored, s) for s in result.scored]
@@ -92,7 +93,7 @@ async def process(stream):
             result.alerts,
         )
         if result.outbox:
-            await Pipeline.runtime.outbox.drain(_send_closed)
+            await until_available(lambda: Pipeline.runtime.outbox.drain(_send_closed), "drain outbox")
 
 
 async def _send_closed(items: list[bytes]) -> None:
@@ -111,7 +112,7 @@ async def detect(stream):
         while Pipeline.runtime is None or Pipeline.runtime.detection is None:
             await asyncio.sleep(0.05)
         windows = [closed_window_from_json(e.message.value) for e in events]
-        await _send_all([], await Pipeline.runtime.detection.process(windows))
+        await _send_all([], await until_available(lambda: Pipeline.runtime.detection.process(windows), "detect"))
 
 
 @app.on_partitions_assigned.connect
