@@ -18,7 +18,7 @@ torch with onnxruntime and benchmarked (``babelwatch.model.export``). Nothing do
 """
 from __future__ import annotations
 
-from babelwatch.filelock import file_lock
+from babelwatch.cachedir import file_lock
 import argparse
 import contextlib
 import hashlib
@@ -222,7 +222,7 @@ def build(force: bool = False, config: BuildConfig | None = None) -> Path:
         return _build(cfg, examples, version, fp, out_dir, text_fp, image_fp, data_fp, t_start)
 
 
-_lock = file_lock  # one implementation: babelwatch/filelock.py
+_lock = file_lock  # one implementation: babelwatch/cachedir.py
 
 
 def _build(cfg: BuildConfig, examples, version: str, fp: str, out_dir: Path, text_fp: str, image_fp: str,

@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+from babelwatch.cachedir import publish_dir
 import hashlib
 import json
 import logging
@@ -243,9 +244,7 @@ def write_artifact(out_dir: Path, *, text_encoder, image_encoder, fusion: Fusion
         manifest = {"name": out_dir.name, "fingerprint": fingerprint, "files": files,
                     "model_onnx_sha256": sha256_file(tmp / "model.onnx"), "created_unix": int(time.time())}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        publish_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

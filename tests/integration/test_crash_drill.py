@@ -122,3 +122,21 @@ def test_two_workers_rebalance_after_one_is_killed(world):
     r.close()
     assert b.alive
     assert got == expected
+
+
+def outage_drill(w, name: str, seed: int, outage, recover, redis_url: str):
+    """Stream 1500 paced events through a worker while ``outage()`` takes a dependency away for
+    4 s and ``recover()`` brings it back. Returns (worker, expected counts, counts in Redis)."""
+    events, expected, starts = make_events(1500, seed=seed)
+    worker = w.start_worker(name)
+    producer = produce_paced(w.stack.bootstrap, w.topics["events"], events, seconds=8)
+    time.sleep(2.5)
+    outage()
+    time.sleep(4)  # the worker's batch waits for the dependency meanwhile
+    alive_during_outage = worker.alive
+    recover()
+    producer.join(60)
+    r = redis.Redis.from_url(redis_url)
+    got = wait_for(r, w.prefix, starts, expected, timeout=120)
+    r.close()
+    return worker, alive_during_outage, expected, got

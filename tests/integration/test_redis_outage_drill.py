@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from babelwatch.localstack import free_port
-from test_crash_drill import make_events, produce_paced, wait_for
+from test_crash_drill import outage_drill
 
 pytestmark = pytest.mark.integration
 
@@ -53,18 +53,8 @@ def test_redis_outage_pauses_and_resumes_without_loss(world, tmp_path):
     try:
         w = world(triton_model="cheap", redis_url=private.url, window_s=60, batch_size=50,
                   spike_min_count=10**9)
-        events, expected, starts = make_events(1500, seed=21)
-        worker = w.start_worker("outage")
-        producer = produce_paced(w.stack.bootstrap, w.topics["events"], events, seconds=8)
-        time.sleep(2.5)
-        private.stop()
-        time.sleep(4)  # the worker keeps consuming nothing: its batch waits for Redis
-        assert worker.alive, "a Redis outage must not kill the worker"
-        private.start()
-        producer.join(60)
-        r = redis.Redis.from_url(private.url)
-        got = wait_for(r, w.prefix, starts, expected, timeout=120)
-        r.close()
+        worker, alive, expected, got = outage_drill(w, "outage", 21, private.stop, private.start, private.url)
+        assert alive, "a Redis outage must not kill the worker"
         assert got == expected
         assert "redis unavailable" in worker.log_tail(400)
     finally:

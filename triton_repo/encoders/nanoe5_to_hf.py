@@ -36,7 +36,7 @@ converter version does nothing unless ``force``.
 """
 from __future__ import annotations
 
-from babelwatch.filelock import file_lock
+from babelwatch.cachedir import file_lock, publish_dir
 import argparse
 import contextlib
 import hashlib
@@ -468,7 +468,7 @@ def _quiet_progress():
             hf_logging.enable_progress_bar()
 
 
-_lock = file_lock  # one implementation: babelwatch/filelock.py
+_lock = file_lock  # one implementation: babelwatch/cachedir.py
 
 
 def convert(out_dir: Path | None = None, force: bool = False, *, source: Path | None = None) -> Path:
@@ -544,9 +544,7 @@ def convert(out_dir: Path | None = None, force: bool = False, *, source: Path | 
                 "files": files,
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            if out_dir.exists():
-                shutil.rmtree(out_dir)
-            os.replace(tmp, out_dir)
+            publish_dir(tmp, out_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
