@@ -74,9 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     m = msub.add_parser("build", help="build the fusion model (convert, embed, train, export; cached) and link it")
     m.add_argument("--force", action="store_true")
 
+    from babelwatch import cli_alerting
+
+    cli_alerting.register(sub)  # subscriptions, silences (HTTP API client)
+
     args = ap.parse_args(argv)
     logs.setup(args.log_level)
     settings = get_settings()
+
+    code = cli_alerting.dispatch(args, settings)
+    if code is not None:
+        return code
 
     if args.cmd == "worker":
         from babelwatch.worker import run_worker
