@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--streams", type=int, default=50, help="streams, kinds in turn (spike, shift, drift, ...)")
     b.add_argument("--days", type=int, default=4, help="days per stream (the first is warm-up)")
+    b = bsub.add_parser("model", help="the fusion model served by Triton vs the same ONNX in-process: rows/s, "
+                                      "p50/p99 at batch 1 and 32, ratio")
+    b.add_argument("--batch-sizes", default="1,32")
+    b.add_argument("--seconds", type=float, default=10.0, help="measuring time per side and batch size")
+    b.add_argument("--concurrency", type=int, default=0, help="also run Triton with N requests in flight")
 
     p = sub.add_parser("score", help="score JSON-lines events from stdin, one JSON line per event on stdout")
     p.add_argument("--triton", default=None, help="score on this Triton gRPC host:port instead of in-process")
@@ -128,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         from babelwatch.bench.detectors import run as bench_detectors
 
         return bench_detectors(seed=args.seed, n_streams=args.streams, days=args.days)
+    if args.cmd == "bench" and args.bench == "model":
+        from babelwatch.bench.model import run as bench_model
+
+        return bench_model(settings, batch_sizes=[int(x) for x in args.batch_sizes.split(",")],
+                           seconds=args.seconds, concurrency=args.concurrency)
     if args.cmd == "bench":
         from babelwatch.bench.pipeline import run as bench_pipeline
 

@@ -7,6 +7,7 @@ gets an error line with its reason and never stops the run.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import IO, Sequence
@@ -23,14 +24,20 @@ from workers.validate import EventValidator
 class InProcessScorer:
     """The fusion artifact run by onnxruntime in this process (no server)."""
 
-    def __init__(self, artifact: Path) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, artifact: Path, threads: int | None = None) -> None:
+        from babelwatch.model.export import ort_session
         from babelwatch.model.preprocess import Preprocessor
 
         self.model_id = f"fusion:{artifact.resolve().name}"
         self.pre = Preprocessor.from_dir(artifact)
-        self.session = ort.InferenceSession(str(artifact / "model.onnx"), providers=["CPUExecutionProvider"])
+        # None: all cores (the CLI's default); the speed benchmark pins 1 to match a Triton instance
+        self.session = ort_session(artifact / "model.onnx", threads=threads or os.cpu_count() or 1)
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
 
     async def score(self, batch: Sequence[ScoreInput]) -> list[ScoreOutput]:
         prepared = self.pre([x.text for x in batch], [x.image for x in batch])

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # --- local stack ---------------------------------------------------------------------------
     run_dir: Path = REPO_ROOT / ".run"
     triton_repo: Path = REPO_ROOT / "triton_repo" / "models"
+    triton_config: str = Field("", description="model configuration the local Triton serves: '' = CPU variant "
+                                               "(config.pbtxt), 'gpu' = ensemble with the TensorRT engine, "
+                                               "'ensemble_cpu' = that ensemble with onnxruntime for the engine")
 
     @property
     def bootstrap(self) -> str:

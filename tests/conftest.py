@@ -30,9 +30,11 @@ def ensure_model_built() -> None:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     from babelwatch.localstack import LocalStack
+    from babelwatch.localstack.triton import SERVED_MODELS
 
     ensure_model_built()
-    st = LocalStack(redis_url=MACHINE_REDIS, triton_repo=MODELS, run_dir=tmp_path_factory.mktemp("stack"))
+    st = LocalStack(redis_url=MACHINE_REDIS, triton_repo=MODELS, run_dir=tmp_path_factory.mktemp("stack"),
+                    triton_load_models=SERVED_MODELS)
     st.start()
     yield st
     st.stop()

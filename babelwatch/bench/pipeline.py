@@ -618,6 +618,7 @@ async def _phases(bench: Bench, n_events: int, n_real: int) -> tuple[list[PhaseR
 
 def run(settings, n_events: int = 20_000, n_real: int = 3_000) -> int:
     from babelwatch.localstack.stack import LocalStack
+    from babelwatch.localstack.triton import SERVED_MODELS
 
     if n_events < 1 or n_real < 1:
         log.error("--events and --real-events must be positive")
@@ -632,7 +633,8 @@ def run(settings, n_events: int = 20_000, n_real: int = 3_000) -> int:
     # SIGTERM (timeout, CI cancel) would end the process without running the cleanup below, and
     # the servers live in their own sessions: turn it into KeyboardInterrupt like Ctrl-C.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    stack = LocalStack(redis_url=settings.redis_url, triton_repo=settings.triton_repo, run_dir=run_dir)
+    stack = LocalStack(redis_url=settings.redis_url, triton_repo=settings.triton_repo, run_dir=run_dir,
+                       triton_load_models=SERVED_MODELS)
     bench: Bench | None = None
     try:
         stack.start()

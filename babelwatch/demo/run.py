@@ -21,6 +21,7 @@ import orjson
 
 from babelwatch.localstack.notifier_process import NotifierProcess
 from babelwatch.localstack.stack import LocalStack
+from babelwatch.localstack.triton import SERVED_MODELS
 from babelwatch.localstack.worker_process import WorkerProcess
 from babelwatch.settings import Settings
 
@@ -41,6 +42,8 @@ def stack_for(settings: Settings, run_dir: Path) -> LocalStack:
         triton_repo=settings.triton_repo,
         run_dir=run_dir,
         topics=topic_partitions(),
+        triton_model_config_name=settings.triton_config or None,
+        triton_load_models=SERVED_MODELS,
     )
 
 

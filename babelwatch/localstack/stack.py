@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .broker import TansuBroker
 from .redis_server import RedisServer
@@ -36,6 +36,7 @@ class LocalStack:
         triton_model_config_name: str | None = None,
         triton_env: Mapping[str, str] | None = None,
         triton_timeout: float = 120.0,
+        triton_load_models: Sequence[str] | None = None,
     ) -> None:
         if with_triton and triton_repo is None:
             raise ValueError("with_triton=True needs triton_repo")
@@ -44,7 +45,8 @@ class LocalStack:
         self.redis = RedisServer(run_dir=self.run_dir / "redis", persistent=redis_persistent)
         self.triton = (
             TritonServer(triton_repo, run_dir=self.run_dir / "triton",
-                         model_config_name=triton_model_config_name, extra_env=triton_env)
+                         model_config_name=triton_model_config_name, extra_env=triton_env,
+                         load_models=triton_load_models)
             if with_triton else None
         )
         self._redis_wanted = redis_url

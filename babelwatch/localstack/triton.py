@@ -25,13 +25,17 @@ import tempfile
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .process import ManagedProcess, StartupFailed, free_port, wait_until
 
 log = logging.getLogger("babelwatch.localstack")
 
 SHM_BASE = "triton_python_backend_shm_region_"
+# What a server on triton_repo/models loads (explicit mode): the repository also holds the GPU
+# variant's composing models (fusion_preprocess, fusion_engine), which only the gpu/ensemble_cpu
+# configurations of ``fusion`` pull in.
+SERVED_MODELS = ("fusion", "cheap")
 # The Python backend makes one such dir per server and removes it only on a clean shutdown.
 PY_ENV_GLOB = "/tmp/python_env_*"
 # Log lines that mean a backend stub will never come up (the server itself keeps hanging).
@@ -93,6 +97,7 @@ class TritonServer:
         metrics_port: int | None = None,
         model_config_name: str | None = None,
         extra_env: Mapping[str, str] | None = None,
+        load_models: Sequence[str] | None = None,
     ) -> None:
         self.model_repository = Path(model_repository).resolve()
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="babelwatch-triton-"))
@@ -100,6 +105,10 @@ class TritonServer:
         self.grpc_port = grpc_port or free_port()
         self.metrics_port = metrics_port or free_port()
         self.model_config_name = model_config_name
+        # None: every model in the repository. A list: explicit mode, only these (and, for an
+        # ensemble, the models it composes) -- a repository may hold a GPU-only model a CPU server
+        # must not try to load.
+        self.load_models = list(load_models) if load_models is not None else None
         self.extra_env = dict(extra_env or {})
         # Starts with the default prefix so generic cleanups (rm SHM_BASE*) still catch it.
         self.shm_prefix = f"{SHM_BASE}bw{uuid.uuid4().hex[:10]}_"
@@ -152,6 +161,9 @@ class TritonServer:
         ]
         if self.model_config_name:
             argv.append(f"--model-config-name={self.model_config_name}")
+        if self.load_models is not None:
+            argv.append("--model-control-mode=explicit")
+            argv.extend(f"--load-model={m}" for m in self.load_models)
         self._env_dirs_before = set(glob.glob(PY_ENV_GLOB))
         self.process = ManagedProcess(
             "tritonserver", argv, self.run_dir, env=self._env(libs), term_leader_only=True

@@ -2,49 +2,17 @@
 text-only, image-only and fused inputs work, and a malformed image fails only its own row."""
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pytest
-import tritonclient.grpc as grpcclient
+
+from bw_triton import infer, sample_images
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "triton_repo" / "models" / "fusion" / "1" / "artifact"
-
-
-def sample_images(n: int) -> list[bytes]:
-    out = []
-    for line in (REPO / "babelwatch" / "demo" / "sample_events.jsonl").read_bytes().splitlines():
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and obj.get("image_b64"):
-            out.append(base64.b64decode(obj["image_b64"]))
-        if len(out) == n:
-            break
-    return out
-
-
-def infer(url: str, texts: list[str], images: list[bytes]) -> dict[str, np.ndarray]:
-    client = grpcclient.InferenceServerClient(url)
-    n = len(texts)
-    arrays = {
-        "TEXT": np.array([t.encode() for t in texts], dtype=np.object_).reshape(n, 1),
-        "IMAGE": np.array(images, dtype=np.object_).reshape(n, 1),
-        "LANG": np.array([b"und"] * n, dtype=np.object_).reshape(n, 1),
-    }
-    inputs = []
-    for name, arr in arrays.items():
-        x = grpcclient.InferInput(name, list(arr.shape), "BYTES")
-        x.set_data_from_numpy(arr)
-        inputs.append(x)
-    result = client.infer("fusion", inputs)
-    return {k: result.as_numpy(k) for k in ("PROBS", "MODALITIES", "ERROR")}
 
 
 def test_served_equals_in_process_for_every_modality_mix(stack):

@@ -18,7 +18,7 @@ import itertools
 import orjson
 import pytest
 
-from babelwatch.localstack.triton import TritonServer
+from babelwatch.localstack.triton import SERVED_MODELS, TritonServer
 from babelwatch.schema import ALL_LANGS, LABELS, UNDETERMINED, DeadLetter
 from babelwatch.settings import Settings
 from workers.pipeline import BatchProcessor, RawRecord
@@ -46,7 +46,8 @@ def triton(tmp_path_factory):
     from conftest import ensure_model_built
 
     ensure_model_built()
-    server = TritonServer(model_repository=MODELS, run_dir=tmp_path_factory.mktemp("triton"))
+    server = TritonServer(model_repository=MODELS, run_dir=tmp_path_factory.mktemp("triton"),
+                          load_models=SERVED_MODELS)
     server.start()
     try:
         yield server

@@ -17,15 +17,14 @@ import triton_python_backend_utils as pb_utils
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _decode(values):
-    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
-
-
 class TritonPythonModel:
     def initialize(self, args):
         import onnxruntime as ort
 
+        from babelwatch.model import serving
         from babelwatch.model.preprocess import Preprocessor
+
+        self.serving = serving
 
         artifact = os.environ.get("BABELWATCH_FUSION_ARTIFACT") or os.path.join(HERE, "artifact")
         self.pre = Preprocessor.from_dir(artifact)
@@ -40,32 +39,16 @@ class TritonPythonModel:
             self.card = json.load(fh)
 
     def execute(self, requests):
-        texts, images, sizes = [], [], []
-        for request in requests:
-            raw_text = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
-            image_tensor = pb_utils.get_input_tensor_by_name(request, "IMAGE")
-            raw_image = image_tensor.as_numpy().reshape(-1) if image_tensor is not None else [b""] * len(raw_text)
-            sizes.append(len(raw_text))
-            texts.extend(_decode(raw_text))
-            images.extend(bytes(x) if x else None for x in raw_image)
+        texts, images, sizes = self.serving.gather(requests, pb_utils.get_input_tensor_by_name)
         batch = self.pre(texts, images)
         probs = self.session.run(["probs"], batch.feeds)[0].astype(np.float32)
         modalities = batch.modalities.reshape(-1, 1)
-        errors = np.array(
-            [("image: " + e).encode() if e else b"" for e in batch.image_errors], dtype=np.object_
-        ).reshape(-1, 1)
-
-        responses, start = [], 0
-        for n in sizes:
-            end = start + n
-            responses.append(
-                pb_utils.InferenceResponse(
-                    output_tensors=[
-                        pb_utils.Tensor("PROBS", probs[start:end]),
-                        pb_utils.Tensor("MODALITIES", modalities[start:end]),
-                        pb_utils.Tensor("ERROR", errors[start:end]),
-                    ]
-                )
-            )
-            start = end
-        return responses
+        errors = self.serving.error_column(batch.image_errors)
+        return [
+            pb_utils.InferenceResponse(output_tensors=[
+                pb_utils.Tensor("PROBS", probs[start:end]),
+                pb_utils.Tensor("MODALITIES", modalities[start:end]),
+                pb_utils.Tensor("ERROR", errors[start:end]),
+            ])
+            for start, end in self.serving.slices(sizes)
+        ]

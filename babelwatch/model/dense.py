@@ -1,0 +1,209 @@
+"""The fixed-layout ("dense") graph that the GPU variant serves through TensorRT.
+
+The CPU graph packs images (``pixel_values [N,3,H,W]``, N = rows that have one) so a text-only batch
+costs no image-encoder time. TensorRT engines and Triton's batcher need every tensor to share the
+batch dimension, so the GPU graph takes the same modules with::
+
+    input_ids      INT32 [batch, seq]         (TensorRT's native index type; cast to int64 inside)
+    attention_mask INT32 [batch, seq]
+    pixel_values   FP32  [batch, 3, H, W]     zeros in rows without an image
+    has_image      FP32  [batch]
+
+and returns the same ``probs`` [batch, 3] and ``gates`` [batch, 2]. A placeholder row's image
+features are multiplied by has_image = 0, so the fusion still takes its learned "no image" vector:
+outputs equal the packed graph's (checked by ``export_dense``, max |diff| within 1e-4).
+
+``pad_to_bucket`` rounds the sequence length up to a few fixed sizes: requests whose lengths fall in
+the same bucket have equal shapes, which is what lets Triton's dynamic batcher merge them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from babelwatch.model.fusion import FusionModel
+from babelwatch.model.preprocess import INPUT_NAMES, OUTPUT_NAMES
+
+log = logging.getLogger(__name__)
+
+DENSE_FILE = "model_dense.onnx"
+DENSE_DYNAMIC_AXES = {
+    "input_ids": {0: "batch", 1: "seq"},
+    "attention_mask": {0: "batch", 1: "seq"},
+    "pixel_values": {0: "batch"},
+    "has_image": {0: "batch"},
+    "probs": {0: "batch"},
+    "gates": {0: "batch"},
+}
+SEQ_BUCKETS = (16, 32, 64, 128)
+
+
+class DenseFusionModel(nn.Module):
+    """``FusionModel``'s modules with one image slot per row (see the module docstring)."""
+
+    def __init__(self, packed: FusionModel) -> None:
+        super().__init__()
+        self.text_encoder = packed.text_encoder
+        self.image_encoder = packed.image_encoder
+        self.fusion = packed.fusion
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
+                has_image: torch.Tensor):
+        mask = attention_mask.to(torch.int64)
+        text_emb = self.text_encoder(input_ids.to(torch.int64), mask)
+        has_text = (mask.sum(dim=1) > 0).to(text_emb.dtype)
+        image_emb = self.image_encoder(pixel_values) * has_image.to(text_emb.dtype).unsqueeze(-1)
+        logits, gates = self.fusion(text_emb, image_emb, has_image, has_text, return_gates=True)
+        return torch.softmax(logits, dim=-1), gates
+
+
+def dense_feeds(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Packed feeds (``Preprocessor`` output) -> dense feeds: one image slot per row, int32 ids."""
+    has_image = feeds["has_image"]
+    packed = feeds["pixel_values"]
+    rows = np.flatnonzero(has_image > 0.5)
+    if len(rows) != len(packed):
+        raise ValueError(f"{len(packed)} packed images for {len(rows)} rows with has_image")
+    pixels = np.zeros((len(has_image), *packed.shape[1:]), dtype=np.float32)
+    pixels[rows] = packed
+    return {"input_ids": feeds["input_ids"].astype(np.int32), "attention_mask": feeds["attention_mask"].astype(np.int32),
+            "pixel_values": pixels, "has_image": has_image.astype(np.float32)}
+
+
+def bucket_length(n: int, buckets: Sequence[int] = SEQ_BUCKETS) -> int:
+    """The smallest bucket >= n (n beyond the largest bucket keeps its own length)."""
+    for b in buckets:
+        if n <= b:
+            return b
+    return n
+
+
+def pad_to_bucket(ids: np.ndarray, mask: np.ndarray, pad_id: int,
+                  buckets: Sequence[int] = SEQ_BUCKETS) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad [B, T] ids/mask to the bucket of the longest used length (mask zeros are padding)."""
+    used = int(mask.sum(axis=1).max()) if mask.size else 0
+    t = bucket_length(max(used, 1), buckets)
+    ids, mask = ids[:, :max(used, 1)], mask[:, :max(used, 1)]
+    if ids.shape[1] < t:
+        pad = t - ids.shape[1]
+        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=pad_id)
+        mask = np.pad(mask, ((0, 0), (0, pad)), constant_values=0)
+    return ids, mask
+
+
+def load_packed_model(artifact_dir: Path) -> FusionModel:
+    """Rebuild the torch ``FusionModel`` of an artifact from its card (encoder names) and fusion.pt."""
+    from babelwatch.model.encoders import load_image_encoder, load_text_encoder
+    from babelwatch.model.train import load_fusion
+
+    card = json.loads((Path(artifact_dir) / "model_card.json").read_text(encoding="utf-8"))
+    arch = card["architecture"]
+    text = load_text_encoder(arch["text_encoder"]["name"], max_length=int(arch["text_encoder"]["max_length"]))
+    image = load_image_encoder(arch["image_encoder"]["name"])
+    return FusionModel(text.module(), image.module(), load_fusion(Path(artifact_dir) / "fusion.pt")).eval()
+
+
+def export_dense(artifact_dir: Path, out_dir: Path, opset: int = 17, atol: float = 1e-4) -> dict:
+    """Export ``model_dense.onnx`` for ``artifact_dir`` into ``out_dir`` and prove it equal to the
+    artifact's own ``model.onnx`` on mixed batches (text+image, text only, image only, bad image).
+
+    Returns the report (also written as ``out_dir/dense.json``). Written to a temporary sibling and
+    renamed, so a half-written export is never seen.
+    """
+    import warnings
+
+    from babelwatch.cachedir import publish_dir
+    from babelwatch.model.export import ort_session
+    from babelwatch.model.preprocess import Preprocessor
+
+    artifact_dir, out_dir = Path(artifact_dir), Path(out_dir)
+    pre = Preprocessor.from_dir(artifact_dir)
+    model = DenseFusionModel(load_packed_model(artifact_dir)).eval()
+    batches = check_batches(pre)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        example = dense_feeds(batches[1].feeds)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, tuple(torch.from_numpy(example[k]) for k in INPUT_NAMES), str(tmp / DENSE_FILE),
+                              dynamo=False, opset_version=opset, input_names=list(INPUT_NAMES),
+                              output_names=list(OUTPUT_NAMES), dynamic_axes=DENSE_DYNAMIC_AXES,
+                              do_constant_folding=True)
+        export_s = time.perf_counter() - t0
+        packed = ort_session(artifact_dir / "model.onnx", threads=2)
+        dense = ort_session(tmp / DENSE_FILE, threads=2)
+        worst, rows = 0.0, 0
+        for b in batches:
+            ref = packed.run(["probs"], b.feeds)[0]
+            ids, mask = pad_to_bucket(b.feeds["input_ids"], b.feeds["attention_mask"], pre.text.pad_id)
+            feeds = dense_feeds({**b.feeds, "input_ids": ids, "attention_mask": mask})
+            got = dense.run(["probs"], feeds)[0]
+            worst = max(worst, float(np.abs(got - ref).max()))
+            rows += len(ref)
+        report = {"artifact": str(artifact_dir), "rows": rows, "max_abs_diff_probs_vs_packed": worst,
+                  "atol": atol, "export_seconds": round(export_s, 1), "opset": opset,
+                  "inputs": {"input_ids": "INT32 [batch, seq]", "attention_mask": "INT32 [batch, seq]",
+                             "pixel_values": "FP32 [batch, 3, H, W]", "has_image": "FP32 [batch]"},
+                  "seq_buckets": list(SEQ_BUCKETS)}
+        if worst > atol:
+            raise AssertionError(f"dense graph differs from the packed one: {report}")
+        (tmp / "dense.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        publish_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("dense graph %s: max |diff| vs packed %.2e on %d rows", out_dir / DENSE_FILE, worst, rows)
+    return report
+
+
+def check_batches(pre, seed: int = 0) -> list:
+    """Mixed batches from the shipped demo stream and synthetic images: sizes 1, 7, 32."""
+    from babelwatch.model.synthetic import synthetic_image
+
+    texts = demo_texts()
+    rng = np.random.default_rng(seed)
+    images = [synthetic_image(int(rng.integers(3)), rng) for _ in range(8)]
+    batches, i = [], 0
+    for bs in (1, 7, 32, 32):
+        chunk = texts[i:i + bs]
+        i += bs
+        imgs = []
+        for j in range(len(chunk)):
+            r = j % 5
+            imgs.append(images[j % len(images)] if r in (1, 2) else (b"not an image" if r == 3 else None))
+            if r == 2:
+                chunk[j] = ""  # image only
+        batches.append(pre(chunk, imgs))
+    return batches
+
+
+def demo_texts() -> list[str]:
+    from babelwatch.demo import sample_objects
+
+    return [ev["text"] for ev in sample_objects() if isinstance(ev.get("text"), str) and ev["text"]]
+
+
+def per_request_feeds(feeds: dict[str, np.ndarray], sizes: Sequence[int], pad_id: int,
+                      buckets: Sequence[int] = SEQ_BUCKETS) -> list[dict[str, np.ndarray]]:
+    """Split one preprocessed batch (packed feeds) into the dense feeds of each request, each padded
+    to its own length bucket: a request's rows keep their values, only the padding differs."""
+    dense = dense_feeds(feeds)
+    out, start = [], 0
+    for n in sizes:
+        end = start + n
+        ids, mask = pad_to_bucket(dense["input_ids"][start:end], dense["attention_mask"][start:end], pad_id, buckets)
+        out.append({"input_ids": ids, "attention_mask": mask, "pixel_values": dense["pixel_values"][start:end],
+                    "has_image": dense["has_image"][start:end]})
+        start = end
+    return out

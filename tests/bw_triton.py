@@ -1,0 +1,42 @@
+"""Talking to the fusion model on a real Triton: raw gRPC requests and the demo stream's images."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import orjson
+import tritonclient.grpc as grpcclient
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sample_images(n: int) -> list[bytes]:
+    out = []
+    for line in (REPO / "babelwatch" / "demo" / "sample_events.jsonl").read_bytes().splitlines():
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and obj.get("image_b64"):
+            out.append(base64.b64decode(obj["image_b64"]))
+        if len(out) == n:
+            break
+    return out
+
+
+def infer(url: str, texts: list[str], images: list[bytes], model: str = "fusion") -> dict[str, np.ndarray]:
+    client = grpcclient.InferenceServerClient(url)
+    n = len(texts)
+    arrays = {
+        "TEXT": np.array([t.encode() for t in texts], dtype=np.object_).reshape(n, 1),
+        "IMAGE": np.array(images, dtype=np.object_).reshape(n, 1),
+        "LANG": np.array([b"und"] * n, dtype=np.object_).reshape(n, 1),
+    }
+    inputs = []
+    for name, arr in arrays.items():
+        x = grpcclient.InferInput(name, list(arr.shape), "BYTES")
+        x.set_data_from_numpy(arr)
+        inputs.append(x)
+    result = client.infer(model, inputs)
+    return {k: result.as_numpy(k) for k in ("PROBS", "MODALITIES", "ERROR")}

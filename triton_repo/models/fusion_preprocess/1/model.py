@@ -1,0 +1,45 @@
+"""Triton Python backend: the GPU variant's preprocessing step (see ../config.pbtxt).
+
+Batch-aware: all merged requests are tokenized and decoded together, then split back per request,
+each padded to its own length bucket (babelwatch.model.dense.per_request_feeds). A malformed image
+fails only its row: the row goes on without an image and the reason comes back in ERROR.
+The artifact (tokenizer, preprocess.json) is the CPU variant's: ``artifact/`` next to this file
+(linked by ``babelwatch model build``) or BABELWATCH_FUSION_ARTIFACT.
+"""
+import os
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        from babelwatch.model import serving
+        from babelwatch.model.dense import per_request_feeds
+        from babelwatch.model.preprocess import Preprocessor
+
+        self.serving = serving
+
+        artifact = os.environ.get("BABELWATCH_FUSION_ARTIFACT") or os.path.join(HERE, "artifact")
+        self.pre = Preprocessor.from_dir(artifact)
+        self.split = per_request_feeds
+
+    def execute(self, requests):
+        texts, images, sizes = self.serving.gather(requests, pb_utils.get_input_tensor_by_name)
+        batch = self.pre(texts, images)
+        modalities = batch.modalities.reshape(-1, 1)
+        errors = self.serving.error_column(batch.image_errors)
+        per_request = self.split(batch.feeds, sizes, self.pre.text.pad_id)
+        return [
+            pb_utils.InferenceResponse(output_tensors=[
+                pb_utils.Tensor("INPUT_IDS", feeds["input_ids"]),
+                pb_utils.Tensor("ATTENTION_MASK", feeds["attention_mask"]),
+                pb_utils.Tensor("PIXEL_VALUES", feeds["pixel_values"]),
+                pb_utils.Tensor("HAS_IMAGE", feeds["has_image"].reshape(-1, 1)),
+                pb_utils.Tensor("MODALITIES", modalities[start:end]),
+                pb_utils.Tensor("ERROR", errors[start:end]),
+            ])
+            for feeds, (start, end) in zip(per_request, self.serving.slices(sizes))
+        ]
