@@ -16,7 +16,8 @@
 --           n_open, per open primary window: topic, lang, start, count, sentiment_sum, n_history counts,
 --           n_closed, per closed window: topic, lang, size, hop, start, count, negative, neutral,
 --           positive, sentiment_sum, sentiment_sq, text, image,
---           outbox length}  -- closed windows also wait in {prefix}:closed:outbox (JSON) until sent
+--           outbox length, closed_dropped}  -- closed windows also wait in {prefix}:closed:outbox
+--           (JSON) until sent; closed_dropped: see the closing loop below
 local prefix, retention, nhist, lateness = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local nspecs = tonumber(ARGV[5])
 local specs = {}
@@ -26,7 +27,6 @@ end
 local first_event = 6 + 2 * nspecs
 local offsets_key, wm_key, stats_key = prefix .. ':offsets', prefix .. ':wm', prefix .. ':stats'
 local outbox_key = prefix .. ':closed:outbox'
-local MAX_CLOSED_PER_SPEC = 48  -- a jump in event time closes at most this many windows per spec
 
 local function wkey(spec, topic, lang, start)
   local name = spec.size == spec.hop and tostring(spec.size) or (spec.size .. '/' .. spec.hop)
@@ -146,7 +146,26 @@ for _, key in ipairs(open) do
 end
 
 -- windows closed by the watermark's advance, for every spec and language of each topic
-local closed = {}
+local closed, dropped = {}, 0
+
+local function close(spec, topic, l, s)
+  local key = wkey(spec, topic, l, s)
+  local h = redis.call('HMGET', key, 'count', 'negative', 'neutral', 'positive',
+                       'sentiment_sum', 'sentiment_sq', 'text', 'image')
+  if h[1] or l == '*' then  -- '*' even without a key: zero volume is a signal
+    local c = {topic, l, spec.size, spec.hop, string.format('%d', s),
+               h[1] or '0', h[2] or '0', h[3] or '0', h[4] or '0',
+               h[5] or '0', h[6] or '0', h[7] or '0', h[8] or '0'}
+    closed[#closed + 1] = c
+    -- outbox: the closure survives a crash between this script and the Kafka send
+    redis.call('RPUSH', outbox_key, cjson.encode({
+      topic = c[1], lang = c[2], size_s = c[3], hop_s = c[4], start = tonumber(c[5]),
+      count = tonumber(c[6]), negative = tonumber(c[7]), neutral = tonumber(c[8]),
+      positive = tonumber(c[9]), sentiment_sum = tonumber(c[10]),
+      sentiment_sq = tonumber(c[11]), text = tonumber(c[12]), image = tonumber(c[13])}))
+  end
+end
+
 for topic, ts in pairs(maxts) do
   if ts then
     redis.call('HSET', wm_key, topic, string.format('%.17g', ts))
@@ -155,37 +174,44 @@ for topic, ts in pairs(maxts) do
       local wm0, wm1 = old - lateness, ts - lateness
       local langs = redis.call('SMEMBERS', prefix .. ':langs:' .. topic)
       for _, spec in ipairs(specs) do
-        -- ends e = s + size with s a multiple of hop, wm0 < e <= wm1
-        local s = math.floor((wm1 - spec.size) / spec.hop) * spec.hop
-        local n = 0
-        while s + spec.size > wm0 and n < MAX_CLOSED_PER_SPEC do
-          for _, l in ipairs(langs) do
-            local key = wkey(spec, topic, l, s)
-            local h = redis.call('HMGET', key, 'count', 'negative', 'neutral', 'positive',
-                                 'sentiment_sum', 'sentiment_sq', 'text', 'image')
-            if h[1] or l == '*' then
-              local c = {topic, l, spec.size, spec.hop, string.format('%d', s),
-                         h[1] or '0', h[2] or '0', h[3] or '0', h[4] or '0',
-                         h[5] or '0', h[6] or '0', h[7] or '0', h[8] or '0'}
-              closed[#closed + 1] = c
-              -- outbox: the closure survives a crash between this script and the Kafka send
-              redis.call('RPUSH', outbox_key, cjson.encode({
-                topic = c[1], lang = c[2], size_s = c[3], hop_s = c[4], start = tonumber(c[5]),
-                count = tonumber(c[6]), negative = tonumber(c[7]), neutral = tonumber(c[8]),
-                positive = tonumber(c[9]), sentiment_sum = tonumber(c[10]),
-                sentiment_sq = tonumber(c[11]), text = tonumber(c[12]), image = tonumber(c[13])}))
+        -- starts s (multiples of hop) of the windows closing now: wm0 < s + size <= wm1, newest
+        -- first. A long jump in event time (a topic quiet for days, a replay) closes many, and
+        -- every one that has a key is reported. Only these can have one: the newest `retention`
+        -- (younger than the keys' TTL), those that can hold events of earlier batches (s <= old,
+        -- the newest event time before this batch) and those this batch wrote (the gap between
+        -- them is otherwise empty: no event there was ever applied). The gap's empty windows are
+        -- not listed one by one; they are counted in {prefix}:stats closed_dropped.
+        local hi = math.floor((wm1 - spec.size) / spec.hop) * spec.hop
+        local lo = math.floor((wm0 - spec.size) / spec.hop) * spec.hop + spec.hop
+        local horizon = hi - (retention - 1) * spec.hop
+        local tail = math.min(math.floor(old / spec.hop) * spec.hop, horizon - spec.hop)
+        local s = hi
+        while s >= lo do
+          if s < horizon and s > tail then  -- the gap: jump to the old tail
+            local gap_lo = math.max(tail + spec.hop, lo)
+            dropped = dropped + (s - gap_lo) / spec.hop + 1
+            for _, key in ipairs(order) do
+              local d = deltas[key]
+              if d.spec == spec and d.topic == topic and d.start >= gap_lo and d.start <= s then
+                close(spec, topic, d.lang, d.start)
+                if d.lang == '*' then dropped = dropped - 1 end
+              end
             end
+            s = tail
+          else
+            for _, l in ipairs(langs) do close(spec, topic, l, s) end
+            s = s - spec.hop
           end
-          s = s - spec.hop
-          n = n + 1
         end
       end
     end
   end
 end
+if dropped > 0 then redis.call('HINCRBY', stats_key, 'closed_dropped', dropped) end
 out[#out + 1] = #closed
 for _, c in ipairs(closed) do
   for _, v in ipairs(c) do out[#out + 1] = v end
 end
 out[#out + 1] = redis.call('LLEN', outbox_key)
+out[#out + 1] = dropped
 return out

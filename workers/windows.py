@@ -7,16 +7,21 @@ window is one hash ``{prefix}:w:{size[/hop]}:{topic}:{lang}:{start}`` with field
 watermark (newest event time minus the allowed lateness) decides what is late and what closed.
 A batch is applied by one Lua script (``windows.lua``): ONE round trip that skips events whose
 Kafka offset was already applied (effectively-once under at-least-once delivery), folds the rest
-into per-window deltas, and reads back the volume history the detectors need.
+into per-window deltas, and reads back the volume history the detectors need. Every window with
+data that the watermark passes is reported closed, however far event time jumps (empty ones of a
+long jump are counted instead of listed: ``closed_dropped``).
 """
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from babelwatch.schema import ALL_LANGS, LABELS, Scored
+
+log = logging.getLogger("babelwatch.windows")
 
 
 def window_start(ts: float, size_s: int) -> int:
@@ -117,6 +122,9 @@ class ApplyResult:
     applied: int = 0
     skipped: int = 0
     outbox: int = 0  # closed windows waiting in the outbox to be sent on (workers.outbox)
+    # closed '*' windows not listed: empty (no key: nothing was ever applied there) and older than
+    # the newest `retention` windows of a long jump in event time (windows.lua)
+    closed_dropped: int = 0
 
 
 class WindowStore:
@@ -201,6 +209,10 @@ class WindowStore:
             )
             i += 13
         result.outbox = int(reply[i])
+        result.closed_dropped = int(reply[i + 1])
+        if result.closed_dropped:
+            log.warning("a jump in event time closed %d empty windows beyond the retention horizon without "
+                        "listing them (counted in %s:stats closed_dropped)", result.closed_dropped, self.prefix)
         return result
 
     async def read(self, topic: str, lang: str, start: int, spec: WindowSpec | None = None) -> dict[str, float]:

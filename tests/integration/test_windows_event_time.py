@@ -129,3 +129,47 @@ async def test_series_for_each_window_shape(r):
     # the newest hopping window starting at or before 1039 starts at 1030: [1030,1060) holds 5
     assert [(s, int(h.get("count", 0))) for s, h in hopping] == [(1010, 15), (1020, 10), (1030, 5)]
     assert (await st.series("H", "*", 2000.0, 1))[0] == (2000, {})
+
+
+async def existing_windows(r, topic: str) -> set[tuple[str, str, int]]:
+    """(shape, lang, start) of every window key of ``topic`` in Redis."""
+    out = set()
+    async for k in r.scan_iter(f"{r.test_prefix}:w:*:{topic}:*", count=1000):
+        shape, _, lang, start = k.decode()[len(r.test_prefix) + 3:].rsplit(":", 3)
+        out.add((shape, lang, int(start)))
+    return out
+
+
+async def test_a_long_jump_in_event_time_reports_every_existing_window_closed(r):
+    # retention 10 windows: most of the 80 closing windows lie beyond it
+    st = store(r, size=10, extra=["30/10"], lateness=5.0)
+    await st.apply_batch([make_scored("J", "en", "positive", 1000.0), make_scored("J", "en", "negative", 1003.0)])
+    # one batch whose event time runs 80 windows ahead: each event is within the lateness of the
+    # one before, so all count, and the watermark jumps from 995 to 1786 at the end of the batch
+    batch = [make_scored("J", ("en", "de")[k % 2], "neutral", 1001.0 + 10 * k) for k in range(80)]
+    res = await st.apply_batch(batch)
+    assert res.late == [] and res.applied == 80
+    wm0, wm1 = 995.0, 1786.0
+    closing = {(shape, lang, start) for shape, lang, start in await existing_windows(r, "J")
+               if wm0 < start + int(shape.split("/")[0]) <= wm1}
+    reported = {(c.spec.name, c.lang, c.start) for c in res.closed}
+    assert len({s for shape, _, s in closing if shape == "10"}) == 78 > 48
+    assert closing <= reported  # every window that exists is reported closed ...
+    assert reported - closing == {("10", "*", 990), ("30/10", "*", 970)}  # ... plus the empty "*" ones
+    first = {(c.spec.name, c.lang): c for c in res.closed if c.start == 1000}
+    assert first[("10", "en")].count == 3 and first[("10", "*")].labels == {"negative": 1, "neutral": 1,
+                                                                           "positive": 1}
+    assert res.closed_dropped == 0 and await r.hget(f"{r.test_prefix}:stats", "closed_dropped") is None
+    assert res.outbox == len(res.closed)
+
+
+async def test_a_jump_over_a_quiet_gap_counts_the_empty_windows_it_does_not_list(r):
+    st = store(r, size=10, lateness=5.0)  # retention: 10 windows
+    await st.apply_batch([make_scored("Q", "en", "positive", 1000.0)])
+    res = await st.apply_batch([make_scored("Q", "en", "positive", 3000.0)])  # watermark 995 -> 2995
+    reported = {(c.lang, c.start, c.count) for c in res.closed}
+    # the window with data, the empty '*' one next to it, and the newest 10 (zero volume is a
+    # signal the detectors' history still covers); the 188 empty ones between are counted
+    assert reported == {("en", 1000, 1), ("*", 1000, 1), ("*", 990, 0)} | {("*", s, 0) for s in range(2890, 2990, 10)}
+    assert res.closed_dropped == 188
+    assert await r.hget(f"{r.test_prefix}:stats", "closed_dropped") == b"188"
