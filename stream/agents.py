@@ -7,21 +7,21 @@ acknowledged: at-least-once, nothing lost.
 
 Alert notifications (an alert started firing, was re-sent, or resolved) go to the alerts topic as
 CloudEvents 1.0 JSON (``workers.alerting.cloudevents.alert_event``), keyed by the alert's
-fingerprint so one alert's events stay in order on one partition.
+fingerprint so one alert's events stay in order on one partition. They are not sent from the batch
+result: the lifecycle's commit queued them in a Redis outbox atomically with the transition, and
+the agents drain that outbox after each batch that notified, at start (what a killed worker left)
+and after every staleness sweep (workers.runtime). Closed windows take the same path to their topic.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Sequence
 
 import mode
 import orjson
 
 from stream import records, topics
 from stream.app import app, settings
-from workers.alerting import cloudevents
-from workers.alerting.model import AlertInstance
 from workers.detection import closed_window_from_json
 from workers.runtime import PipelineRuntime
 from workers.validate import Origin
@@ -41,7 +41,7 @@ class Pipeline(mode.Service):
         # faust's worker sets the ROOT logger to DEBUG, which builds a discarded record per send
         logging.getLogger().setLevel(logging.WARNING)
         logging.getLogger("babelwatch").setLevel(logging.INFO)
-        Pipeline.runtime = PipelineRuntime(settings, emit=_send_alerts)
+        Pipeline.runtime = PipelineRuntime(settings, send_alerts=_send_alerts)
         await Pipeline.runtime.start()
 
     async def on_stop(self) -> None:
@@ -49,51 +49,71 @@ class Pipeline(mode.Service):
             await Pipeline.runtime.stop()
 
 
-async def _send_all(pairs, alerts: Sequence[AlertInstance] = ()) -> None:
+async def _send_all(pairs) -> None:
     producer = app.producer
     futures = [
         await producer.send(topic, records.key_of(rec), records.encode(rec), None, None, None)
         for topic, rec in pairs
-    ] + [
-        await producer.send(settings.topic_alerts, a.fingerprint.encode(),
-                            cloudevents.dumps(cloudevents.alert_event(a)), None, None, None)
-        for a in alerts
     ]
     await asyncio.gather(*futures)
-    for a in alerts:
-        log.warning("ALERT %s %s: %s%s", a.state, _describe(a), "last active: " if a.state == "resolved" else "",
-                    a.annotations.get("summary", ""))
 
 
-async def _send_alerts(alerts: list[AlertInstance]) -> None:
-    """Notifications from outside a batch (the lifecycle's staleness sweep)."""
-    await _send_all([], alerts)
+async def _send_alerts(items: list[bytes]) -> None:
+    """The alert outbox's send: CloudEvents keyed by fingerprint (their subject), acknowledged."""
+    producer = app.producer
+    events = [orjson.loads(raw) for raw in items]
+    futures = [
+        await producer.send(settings.topic_alerts, e["subject"].encode(), raw, None, None, None)
+        for e, raw in zip(events, items)
+    ]
+    await asyncio.gather(*futures)
+    for e in events:
+        a = e["data"]
+        log.warning("ALERT %s %s: %s%s", a["state"], _describe(a["labels"], a["fingerprint"]),
+                    "last active: " if a["state"] == "resolved" else "", a["annotations"].get("summary", ""))
 
 
-def _describe(a: AlertInstance) -> str:
-    lab = a.labels
+def _describe(lab: dict, fp: str) -> str:
     return (f"{lab.get('detector')} {lab.get('topic')} [{lab.get('language')}] "
-            f"{lab.get('severity')} stage={lab.get('stage')} fp={a.fingerprint}")
+            f"{lab.get('severity')} stage={lab.get('stage')} fp={fp}")
+
+
+async def _drain_alerts() -> None:
+    await until_available(Pipeline.runtime.drain_alerts, "drain alert outbox")
+
+
+async def _drain_closed() -> None:
+    await until_available(lambda: Pipeline.runtime.outbox.drain(_send_closed), "drain closed-window outbox")
+
+
+async def _ready(part: str) -> PipelineRuntime:
+    while Pipeline.runtime is None or getattr(Pipeline.runtime, part) is None:
+        await asyncio.sleep(0.05)  # the service starts alongside the agent
+    return Pipeline.runtime
 
 
 @app.agent(topics.events)
 async def process(stream):
+    await _ready("processor")
+    # what a worker killed between a Redis commit and its Kafka send left behind goes out first
+    await _drain_alerts()
+    await _drain_closed()
     async for events in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
-        while Pipeline.runtime is None or Pipeline.runtime.processor is None:
-            await asyncio.sleep(0.05)  # the service starts alongside the agent
+        rt = await _ready("processor")
         batch = [
             RawRecord(e.message.value or b"", Origin(e.message.topic, e.message.partition, e.message.offset))
             for e in events
         ]
-        result = await until_available(lambda: Pipeline.runtime.processor.process(batch), "process batch")
+        result = await until_available(lambda: rt.processor.process(batch), "process batch")
         await _send_all(
             [(settings.topic_deadletter, d) for d in result.dead]
             + [(settings.topic_scored, s) for s in result.scored]
-            + [(settings.topic_late, s) for s in result.late],
-            result.alerts,
+            + [(settings.topic_late, s) for s in result.late]
         )
+        if result.alerts:
+            await _drain_alerts()
         if result.outbox:
-            await until_available(lambda: Pipeline.runtime.outbox.drain(_send_closed), "drain outbox")
+            await _drain_closed()
 
 
 async def _send_closed(items: list[bytes]) -> None:
@@ -109,10 +129,10 @@ async def _send_closed(items: list[bytes]) -> None:
 async def detect(stream):
     """Stateful detectors on closed windows; low volume (one record per series and window)."""
     async for events in stream.take_events(256, within=0.2):
-        while Pipeline.runtime is None or Pipeline.runtime.detection is None:
-            await asyncio.sleep(0.05)
+        rt = await _ready("detection")
         windows = [closed_window_from_json(e.message.value) for e in events]
-        await _send_all([], await until_available(lambda: Pipeline.runtime.detection.process(windows), "detect"))
+        if await until_available(lambda: rt.detection.process(windows), "detect"):
+            await _drain_alerts()
 
 
 @app.on_partitions_assigned.connect

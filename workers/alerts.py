@@ -10,16 +10,16 @@ a firing alert):
 ``volume_spike`` on the same series. Each verdict becomes observations
 (``workers.alerting.observations``) that the lifecycle (``workers.alerting.lifecycle``, state in
 Redis, compare-and-set across workers) folds into pending/firing/resolved; what it returns are the
-notifications -- an alert that started firing, was re-sent after ``repeat_interval`` or resolved --
-which the worker produces to the alerts topic as CloudEvents and appends to a capped Redis list
-(``{prefix}:alerts:history``, newest first) for ``GET /v1/alerts``.
+notifications -- an alert that started firing, was re-sent after ``repeat_interval`` or resolved.
+The lifecycle's commit queues each one (as a CloudEvent) in a Redis outbox, which the worker drains
+to the alerts topic; here they are appended to a capped Redis list (``{prefix}:alerts:history``,
+newest first) for ``GET /v1/alerts``.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from workers.alerting.lifecycle import AlertLifecycle, Observation
 from workers.alerting.model import AlertInstance, clean_labels, fingerprint
@@ -29,9 +29,6 @@ log = logging.getLogger("babelwatch.alerts")
 
 STAGE_OPEN = "open"
 STAGE_CLOSED = "closed"
-
-Emit = Callable[[list[AlertInstance]], "Awaitable[None] | None"]
-
 
 @dataclass(frozen=True)
 class WindowVerdict:
@@ -94,14 +91,12 @@ class AlertHistory:
 
 
 class AlertEvaluator:
-    """Verdicts -> notifications, recorded in the history; also the sink of the lifecycle's
-    staleness sweep (``on_sweep``), whose notifications go to ``emit`` (the alerts topic)."""
+    """Verdicts -> notifications, recorded in the history; ``on_sweep`` records those of the
+    lifecycle's staleness sweep."""
 
-    def __init__(self, lifecycle: AlertLifecycle, history: AlertHistory | None = None,
-                 emit: Emit | None = None) -> None:
+    def __init__(self, lifecycle: AlertLifecycle, history: AlertHistory | None = None) -> None:
         self.lifecycle = lifecycle
         self.history = history
-        self.emit = emit
 
     async def evaluate(self, verdicts: Iterable[WindowVerdict], now: float | None = None) -> list[AlertInstance]:
         observations = [o for v in verdicts for o in v.observations()]
@@ -115,9 +110,5 @@ class AlertEvaluator:
     async def on_sweep(self, notes: list[AlertInstance]) -> None:
         if self.history is not None:
             await self.history.record(notes)
-        if self.emit is not None:
-            res = self.emit(notes)
-            if inspect.isawaitable(res):
-                await res
         for a in notes:
             log.info("alert %s (stale): %s", a.state, a.labels)

@@ -16,6 +16,12 @@ Offsets are committed, so a restarted notifier continues where it stopped; the g
 rebuilt from later notifications (the workers re-send firing alerts every ``repeat_interval``), so
 after a restart a still-firing alert may be notified once more (at least once, never lost).
 
+Workers send each notification at least once (from a Redis outbox: a worker that died after the
+send but before trimming the outbox sends it again, with the same CloudEvent id). The notifier
+takes an id in only the first time: it claims ``{prefix}:alerts:seen:{id}`` (SET NX, expiring
+after :data:`DEDUP_TTL_S`) for every event of a fetched batch in one round trip and drops the ones
+already claimed, so a subscriber still hears each change once, across notifier restarts too.
+
 Every alert event consumed is also published, unrouted, on the SSE channel ``alerts``
 (:data:`RAW_CHANNEL`) of the in-process broadcaster, which ``GET /v1/alerts/stream`` serves when
 the HTTP API runs in the same process (``babelwatch notify``).
@@ -41,12 +47,16 @@ from workers.alerting.sinks.factory import SinkContext, sink_factory
 from workers.alerting.sinks.netguard import AddressGuard
 from workers.alerting.sinks.sse import SseBroadcaster
 from workers.alerting.store import AlertConfigStore
+from workers.retry import until_available
 
 log = logging.getLogger("babelwatch.notifier")
 
 RAW_CHANNEL = "alerts"
 READY_LINE = "notifier ready"
 ALERT_TYPE_PREFIX = "io.babelwatch.alert."
+# a re-sent notification follows its original on the topic within one worker restart or outbox
+# drain; a day bounds the dedup keys by time, not by a count that a burst could overflow
+DEDUP_TTL_S = 86_400
 
 
 def decode_alert_event(raw: bytes) -> tuple[dict[str, Any], AlertInstance] | None:
@@ -107,6 +117,7 @@ class Notifier:
         self._task: asyncio.Task | None = None
         self.consumed = 0
         self.skipped = 0
+        self.duplicates = 0
         self.dead_lettered = 0
         self.assigned = asyncio.Event()
 
@@ -207,22 +218,40 @@ class Notifier:
                 log.exception("notifier: fetch failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            alerts: list[AlertInstance] = []
+            decoded = []
             for records in batches.values():
                 for rec in records:
-                    decoded = decode_alert_event(rec.value or b"")
-                    if decoded is None:
+                    d = decode_alert_event(rec.value or b"")
+                    if d is None:
                         self.skipped += 1
                         log.warning("notifier: skipped a record that is not an alert CloudEvent (offset %s)",
                                     rec.offset)
-                        continue
-                    event, alert = decoded
-                    self.broadcaster.publish(RAW_CHANNEL, event["type"], rec.value.decode("utf-8", "replace"),
-                                             event["id"])
-                    alerts.append(alert)
+                    else:
+                        decoded.append((rec, *d))
+            if not decoded:
+                continue
+            first = await until_available(lambda: self._first_seen([event["id"] for _, event, _ in decoded]),
+                                          "notifier dedup")
+            alerts: list[AlertInstance] = []
+            for (rec, event, alert), fresh in zip(decoded, first):
+                if not fresh:
+                    self.duplicates += 1
+                    log.info("notifier: dropped a repeated alert event (id %s)", event["id"])
+                    continue
+                self.broadcaster.publish(RAW_CHANNEL, event["type"], rec.value.decode("utf-8", "replace"),
+                                         event["id"])
+                alerts.append(alert)
             if alerts:
                 self.consumed += len(alerts)
                 self.router.ingest(alerts)
+
+    async def _first_seen(self, ids: list[str]) -> list[bool]:
+        """Per id: True the first time it is claimed (a repeat within one call is not first)."""
+        assert self.redis is not None
+        pipe = self.redis.pipeline(transaction=False)
+        for i in ids:
+            pipe.set(f"{self.settings.redis_prefix}:alerts:seen:{i}", 1, nx=True, ex=DEDUP_TTL_S)
+        return [bool(ok) for ok in await pipe.execute()]
 
     def _on_groups(self, groups: list[NotificationGroup]) -> None:
         assert self.dispatcher is not None and self.router is not None

@@ -1,8 +1,15 @@
-"""Closed windows wait in a Redis list (written by the window script in the same atomic step that
-closed them) until they are sent on to Kafka: a worker killed in between loses nothing.
+"""Transactional outboxes: Redis lists that a Lua script appends to in the same atomic step as the
+state change they announce, drained to Kafka afterwards. A worker killed between the Redis commit
+and the Kafka send loses nothing: the next drain (any worker's) sends it.
 
-Draining is at-least-once (a crash after the send but before the trim sends again); detectors
-ignore a window they have already seen, so a duplicate changes nothing.
+* closed windows -- ``{prefix}:closed:outbox``, appended by ``windows.lua``; detectors ignore a
+  window they have already seen, so a re-sent one changes nothing;
+* alert notifications -- ``{prefix}:alerts:outbox`` (CloudEvent JSON), appended by the lifecycle's
+  compare-and-set script (``workers/alerting/state_store.py``); a re-sent one carries the same
+  CloudEvent id and the notifier drops it.
+
+Draining is at-least-once: a crash after the send but before the trim sends the items again.
+The key names are fixed here and in the two scripts (which derive them from the prefix).
 """
 from __future__ import annotations
 
@@ -15,24 +22,33 @@ return 0
 """
 
 
-class ClosedWindowOutbox:
-    def __init__(self, redis, prefix: str = "bw", lock_ms: int = 30_000) -> None:
+def closed_windows_key(prefix: str) -> str:
+    return f"{prefix}:closed:outbox"
+
+
+def alerts_key(prefix: str) -> str:
+    return f"{prefix}:alerts:outbox"
+
+
+class Outbox:
+    def __init__(self, redis, key: str, lock_ms: int = 30_000) -> None:
         self.redis = redis
-        self.key = f"{prefix}:closed:outbox"
-        self.lock_key = f"{prefix}:closed:outbox:lock"
+        self.key = key
+        self.lock_key = f"{key}:lock"
         self.lock_ms = lock_ms
         self._release = redis.register_script(_RELEASE)
 
     async def drain(self, send: Callable[[list[bytes]], Awaitable[None]], max_items: int = 1000) -> int:
-        """Send up to ``max_items`` waiting windows (JSON bytes) with ``send``, then drop them.
-        One worker drains at a time; others return 0 at once."""
+        """Send up to ``max_items`` waiting items (oldest first) with ``send``, then drop them.
+        One worker drains at a time (the order of the list is kept); others return 0 at once and
+        leave the items to the lock holder or the next drain."""
         token = uuid.uuid4().hex
         if not await self.redis.set(self.lock_key, token, nx=True, px=self.lock_ms):
             return 0
         try:
             items = await self.redis.lrange(self.key, 0, max_items - 1)
             if items:
-                await send(list(items))
+                await send(list(items))  # raises -> nothing trimmed, sent again next time
                 await self.redis.ltrim(self.key, len(items), -1)
             return len(items)
         finally:

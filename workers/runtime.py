@@ -1,10 +1,12 @@
-"""Builds the batch processor from Settings and owns its connections and the alert lifecycle's
-staleness sweep (start/stop). ``emit`` sends alert notifications that arise outside a batch (the
-sweep resolving alerts nobody observes any more) to the alerts topic."""
+"""Builds the batch processor from Settings and owns its connections, the two outboxes and the
+alert lifecycle's staleness sweep (start/stop). ``send_alerts`` produces CloudEvents (JSON bytes)
+to the alerts topic; :meth:`PipelineRuntime.drain_alerts` hands it what waits in the alert outbox,
+after each batch (the agent calls it) and after every staleness sweep (here)."""
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
@@ -12,10 +14,10 @@ from babelwatch.schema import Limits
 from babelwatch.settings import Settings
 from workers.alerting.lifecycle import AlertLifecycle, Timing
 from workers.alerting.state_store import RedisAlertStateStore
-from workers.alerts import AlertEvaluator, AlertHistory, Emit
+from workers.alerts import AlertEvaluator, AlertHistory
 from workers.detection import ClosedWindowDetection
 from workers.detectors.registry import DetectorConfig
-from workers.outbox import ClosedWindowOutbox
+from workers.outbox import Outbox, alerts_key, closed_windows_key
 from workers.detectors.volume_spike import VolumeSpike
 from workers.inference import TritonScorer
 from workers.language import LinguaIdentifier
@@ -24,19 +26,21 @@ from workers.validate import EventValidator
 from workers.windows import WindowSpec, WindowStore
 
 log = logging.getLogger("babelwatch.runtime")
+Send = Callable[[list[bytes]], Awaitable[None]]
 
 
 class PipelineRuntime:
-    def __init__(self, settings: Settings, emit: Emit | None = None) -> None:
+    def __init__(self, settings: Settings, send_alerts: Send | None = None) -> None:
         self.settings = settings
-        self.emit = emit
+        self.send_alerts = send_alerts
         self.redis: aioredis.Redis | None = None
         self.alert_state: RedisAlertStateStore | None = None
         self.lifecycle: AlertLifecycle | None = None
         self.alerts: AlertEvaluator | None = None
         self.scorer: TritonScorer | None = None
         self.processor: BatchProcessor | None = None
-        self.outbox: ClosedWindowOutbox | None = None
+        self.outbox: Outbox | None = None  # closed windows
+        self.alert_outbox: Outbox | None = None
         self.detection: ClosedWindowDetection | None = None
 
     async def start(self) -> BatchProcessor:
@@ -55,9 +59,7 @@ class PipelineRuntime:
             sweep_interval_s=s.alert_sweep_interval_s,
             on_notify=self._on_sweep,
         )
-        self.alerts = AlertEvaluator(
-            self.lifecycle, AlertHistory(self.redis, s.redis_prefix, s.alert_history_len), emit=self.emit
-        )
+        self.alerts = AlertEvaluator(self.lifecycle, AlertHistory(self.redis, s.redis_prefix, s.alert_history_len))
         self.processor = BatchProcessor(
             validator=EventValidator(
                 Limits(max_text_chars=s.max_text_chars, max_image_bytes=s.max_image_bytes), s.max_event_bytes
@@ -73,15 +75,23 @@ class PipelineRuntime:
             alerts=self.alerts,
         )
         config = DetectorConfig.from_file(s.detectors_config) if s.detectors_config else DetectorConfig()
-        self.outbox = ClosedWindowOutbox(self.redis, s.redis_prefix)
+        self.outbox = Outbox(self.redis, closed_windows_key(s.redis_prefix))
+        self.alert_outbox = Outbox(self.redis, alerts_key(s.redis_prefix))
         self.detection = ClosedWindowDetection(self.redis, config, self.alerts, s.redis_prefix)
         await self.lifecycle.start()
         log.info("pipeline ready (model %s)", self.scorer.model_id)
         return self.processor
 
+    async def drain_alerts(self) -> int:
+        """Send waiting alert notifications (at least once; the notifier drops repeated ids)."""
+        if self.alert_outbox is None or self.send_alerts is None:
+            return 0
+        return await self.alert_outbox.drain(self.send_alerts)
+
     async def _on_sweep(self, notes) -> None:
         if self.alerts is not None:
             await self.alerts.on_sweep(notes)
+        await self.drain_alerts()
 
     async def stop(self) -> None:
         if self.lifecycle is not None:

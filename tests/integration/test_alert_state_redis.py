@@ -11,11 +11,13 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
+from workers.alerting import cloudevents
 from workers.alerting.lifecycle import AlertLifecycle, Observation, Timing
 from workers.alerting.model import Route, Silence, fingerprint
 from workers.alerting.routing import Router
 from workers.alerting.state_store import RedisAlertStateStore
 from workers.alerting.store import AlertConfigStore, AlreadyExists
+from workers.outbox import Outbox, alerts_key
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 T0 = 1_000_000.0
@@ -183,3 +185,54 @@ async def test_router_reloads_from_store(redis, prefix):
     assert await router.refresh()
     assert list(router.routes) == ["all"] and len(router.silences) == 1
     assert not await router.refresh()  # version unchanged: nothing reloaded
+
+
+async def test_notification_survives_a_crash_between_commit_and_send(redis, prefix):
+    """The transition and its CloudEvent are committed in one script; the send happens later from
+    the outbox, so a worker dying in between loses nothing and a re-drain sends nothing twice."""
+    clock = Clock()
+    lc = lifecycle(redis, prefix, clock, Timing(for_s=0, keep_firing_for_s=0, repeat_interval_s=600),
+                   stale_after_s=120)
+    other = {**LABELS, "topic": "TSLA"}
+    fired = await lc.observe([on(), on(other)], T0)
+    assert [n.state for n in fired] == ["firing", "firing"]
+    # the worker "dies" here: committed, never drained. A restarted one drains, and the send fails
+    # once (broker down) before it succeeds.
+    outbox = Outbox(redis, alerts_key(prefix))
+    assert await outbox.pending() == 2
+
+    async def broker_down(items):
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        await Outbox(redis, alerts_key(prefix)).drain(broker_down)
+    assert await outbox.pending() == 2
+    sent: list[bytes] = []
+
+    async def send(items):
+        sent.extend(items)
+
+    assert await Outbox(redis, alerts_key(prefix)).drain(send) == 2
+    assert await Outbox(redis, alerts_key(prefix)).drain(send) == 0  # trimmed: nothing twice
+    events = [json.loads(x) for x in sent]
+    assert [(e["type"], e["subject"]) for e in events] == [
+        ("io.babelwatch.alert.firing", fingerprint(LABELS)), ("io.babelwatch.alert.firing", fingerprint(other))]
+    assert {e["id"] for e in events} == {cloudevents.alert_event(n, version=1)["id"] for n in fired}
+
+    # a resolution (here by the staleness sweep: the topic went quiet) takes the same path
+    await lc.observe([on(other)], T0 + 100)  # no notification: repeat_interval not reached
+    assert await outbox.pending() == 0
+    resolved = await lc.sweep(T0 + 150)
+    assert [(n.state, n.labels["topic"]) for n in resolved] == [("resolved", "AAPL")]
+    sent.clear()
+    assert await outbox.drain(send) == 1
+    [event] = [json.loads(x) for x in sent]
+    assert event["type"] == "io.babelwatch.alert.resolved" and event["data"]["resolved_at"] == T0 + 150
+    assert event["id"] not in {e["id"] for e in events}
+
+    # a losing compare-and-set queues nothing: only the winner's transition is notified
+    stale = lifecycle(redis, prefix, clock, Timing(for_s=0, keep_firing_for_s=0))
+    assert await stale.observe([on()], T0 + 200) != []  # AAPL fires again: a new episode, a new id
+    assert await lc.observe([on()], T0 + 200) == []  # lc's cache is stale: conflict, nothing queued
+    sent.clear()
+    assert await outbox.drain(send) == 1 and json.loads(sent[0])["id"] not in {e["id"] for e in events}

@@ -12,7 +12,7 @@ from workers.alerting.state_store import RedisAlertStateStore
 from workers.alerts import AlertEvaluator
 from workers.detection import ClosedWindowDetection, closed_window_from_json
 from workers.detectors.registry import DetectorConfig
-from workers.outbox import ClosedWindowOutbox
+from workers.outbox import Outbox, closed_windows_key
 from workers.windows import WindowStore
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ async def r():
 
 async def test_closed_windows_wait_in_the_outbox_until_sent(r):
     store = WindowStore(r, size_s=10, retention=10, prefix=r.test_prefix, allowed_lateness_s=0)
-    outbox = ClosedWindowOutbox(r, r.test_prefix)
+    outbox = Outbox(r, closed_windows_key(r.test_prefix))
     await store.apply_batch([make_scored("T", "en", "neutral", 100.0 + i) for i in range(5)])
     res = await store.apply_batch([make_scored("T", "en", "neutral", 111.0)])  # closes [100, 110)
     assert res.outbox == 2  # en and *
@@ -54,7 +54,7 @@ async def test_closed_windows_wait_in_the_outbox_until_sent(r):
 
 
 async def test_only_one_worker_drains_at_a_time(r):
-    outbox = ClosedWindowOutbox(r, r.test_prefix)
+    outbox = Outbox(r, closed_windows_key(r.test_prefix))
     await r.rpush(outbox.key, b'{"topic":"T"}')
     await r.set(outbox.lock_key, "someone-else", px=5000)
 

@@ -121,3 +121,60 @@ async def test_notifier_routes_isolates_receivers_and_dead_letters(stack):
         assert time.monotonic() - t1 < 10  # the hanging receiver does not hold the shutdown hostage
         for r in (fast, slow, failing, other):
             await r.stop()
+
+
+async def test_repeated_event_ids_are_delivered_once(stack):
+    """The workers' outbox sends at least once: a re-sent notification carries the same CloudEvent
+    id and must not reach a subscriber twice, also after the notifier restarts."""
+    tag = uuid.uuid4().hex[:8]
+    topic = f"n{tag}.alerts"
+    stack.broker.create_topics({topic: 1, f"{topic}.failed": 1})
+    settings = Settings(broker_url=f"kafka://{stack.bootstrap}", redis_url=stack.redis_url,
+                        redis_prefix=f"bwtest-n{tag}", app_id=f"bwtest-n{tag}", topic_alerts=topic,
+                        topic_alerts_failed=f"{topic}.failed", alerting_allow_private=True)
+    hook = await LocalReceiver([200]).start()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+    r = aioredis.from_url(stack.redis_url)
+    firing = cloudevents.dumps(cloudevents.alert_event(alert("TSLA", t=1000.0), version=1))
+    resolved = cloudevents.dumps(cloudevents.alert_event(alert("TSLA", "resolved", t=1000.0), version=2))
+    notifier = Notifier(settings, refresh_s=0.2, tick_s=0.05)
+    try:
+        await AlertConfigStore(r, settings.redis_prefix).create_route(route("desk", "TSLA", [
+            {"type": "webhook", "url": hook.url()}]))
+        await notifier.start()
+        await notifier.wait_assigned(30)
+        await producer.start()
+        # firing twice (a drain that died before trimming); once it was delivered, the resolution,
+        # then a drain that had sent [firing, resolved] and died sends both again: without the
+        # dedup the repeated firing would open a new group and be notified again
+        for value in (firing, firing):
+            await producer.send_and_wait(topic, value, key=b"fp")
+        await hook.wait_requests(1, timeout=10)
+        for value in (resolved, firing, resolved):
+            await producer.send_and_wait(topic, value, key=b"fp")
+        await hook.wait_requests(2, timeout=10)
+        await asyncio.sleep(1.5)  # anything repeated would have arrived by now
+        assert [json.loads(q.body)["type"] for q in hook.requests] == [
+            "io.babelwatch.alertgroup.firing", "io.babelwatch.alertgroup.resolved"]
+        assert notifier.consumed == 2 and notifier.duplicates == 3
+        await notifier.stop()
+
+        # the ids seen live in Redis: a restarted notifier drops a late repeat as well
+        notifier = Notifier(settings, refresh_s=0.2, tick_s=0.05)
+        await notifier.start()
+        await notifier.wait_assigned(30)
+        await producer.send_and_wait(topic, firing, key=b"fp")
+        for _ in range(100):
+            if notifier.duplicates:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        assert notifier.duplicates == 1 and notifier.consumed == 0 and len(hook.requests) == 2
+    finally:
+        await producer.stop()
+        await notifier.stop()
+        keys = [k async for k in r.scan_iter(f"{settings.redis_prefix}:*")]
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()
+        await hook.stop()

@@ -162,14 +162,3 @@ async def test_alert_from_a_real_verdict():
     assert a.annotations["score"] == round(v.score, 3)
     assert a.annotations["value"] == 50.0 and a.annotations["baseline"] == 10.0
     assert type(a).model_validate_json(a.model_dump_json()).labels == a.labels
-
-
-async def test_sweep_notifications_go_to_emit():
-    clock = Clock(0.0)
-    emitted = []
-    lc = AlertLifecycle(MemoryAlertStateStore(), Timing(), clock=clock, stale_after_s=100.0)
-    ev = AlertEvaluator(lc, emit=emitted.extend)
-    await ev.evaluate([wv(verdict())])
-    clock.t = 200.0
-    await ev.on_sweep(await lc.sweep())  # what the lifecycle's sweeper task does
-    assert [a.state for a in emitted] == ["resolved"]

@@ -52,10 +52,14 @@ def envelope(type_: str, data: Any, *, source: str = DEFAULT_SOURCE, id_: str | 
     return event
 
 
-def alert_event(alert: AlertInstance, source: str = DEFAULT_SOURCE) -> dict[str, Any]:
+def alert_event(alert: AlertInstance, source: str = DEFAULT_SOURCE, version: int | None = None) -> dict[str, Any]:
+    """``version``: the lifecycle record's version this notification was committed with; it
+    tells apart two transitions of one alert at the same clock reading (fire, resolve, fire again
+    in one batch), which would otherwise share an id and be dropped as duplicates."""
     kind = "resolved" if alert.state == "resolved" else "firing"
     at = alert.last_notified_at if alert.last_notified_at is not None else (alert.resolved_at or alert.fired_at)
-    eid = uuid.uuid5(uuid.NAMESPACE_URL, f"babelwatch:alert:{alert.fingerprint}:{kind}:{at!r}").hex
+    about = f"babelwatch:alert:{alert.fingerprint}:{kind}:{at!r}" + (f":v{version}" if version is not None else "")
+    eid = uuid.uuid5(uuid.NAMESPACE_URL, about).hex
     return envelope(ALERT_TYPE.format(kind), alert.model_dump(mode="json"), source=source, id_=eid,
                     time=at, subject=alert.fingerprint)
 

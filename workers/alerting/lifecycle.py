@@ -98,7 +98,9 @@ class AlertLifecycle:
 
     ``timing`` is one :class:`Timing` or a function of the labels (e.g. per detector).
     ``start()`` runs the staleness sweep every ``sweep_interval_s`` (when ``stale_after_s`` is set)
-    and hands what it resolves to ``on_notify``.
+    and hands what it resolves to ``on_notify`` after every sweep, even when that is nothing: the
+    worker drains its notification outbox there, which also picks up what an earlier drain left
+    (a crashed worker's, or one skipped because another worker held the drain lock).
     """
 
     def __init__(
@@ -132,7 +134,8 @@ class AlertLifecycle:
 
     async def observe(self, observations: Iterable[Observation], now: float | None = None) -> list[AlertInstance]:
         """Fold a batch of observations into the shared state; the alerts to notify (firing or
-        resolved, at most one per fingerprint), in first-observation order."""
+        resolved, at most one per fingerprint), in first-observation order. Each goes to the store
+        with its transition (``Commit.note``): the Redis store queues it in its outbox."""
         now = self.clock() if now is None else now
         by_fp: dict[str, tuple[dict[str, str], list[Observation]]] = {}
         for o in observations:
@@ -157,7 +160,7 @@ class AlertLifecycle:
                     if notify:
                         note = cur
                 changed = cur is not base.alert
-                commits.append(Commit(fp, base.version, cur if changed else None))
+                commits.append(Commit(fp, base.version, cur if changed else None, note))
                 outcome[fp] = (base, cur if changed else None, note)
             conflicts = await self.store.commit(commits)
             for fp, (base, written, note) in outcome.items():
@@ -218,7 +221,7 @@ class AlertLifecycle:
             await asyncio.sleep(self.sweep_interval_s)
             try:
                 notes = await self.sweep()
-                if notes and self.on_notify is not None:
+                if self.on_notify is not None:
                     res = self.on_notify(notes)
                     if inspect.isawaitable(res):
                         await res

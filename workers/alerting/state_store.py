@@ -8,13 +8,18 @@ Redis layout (``{p}`` = the key prefix):
   ``retention_s`` once inactive/resolved (kept so dedup and the API can still see it).
 * ``{p}:alerts:live`` -- sorted set of the pending/firing fingerprints scored by ``last_active_at``
   (what the staleness sweep scans).
+* ``{p}:alerts:outbox`` -- list of the notifications (CloudEvent JSON) that committed transitions
+  caused, waiting to be sent to the alerts topic (``workers.outbox``).
 
 A commit is ONE ``EVALSHA`` for the whole batch: per item it checks the stored version against the
 one the caller computed from, writes the new state when they agree, and otherwise returns the
 current record so the caller can recompute (optimistic concurrency: several workers agree and each
 transition -- hence each notification -- happens exactly once). A version-only item (no new state)
-is how "nothing changed here" is asserted. Keys are derived inside the script from the prefix, so
-this targets a single Redis (or one cluster slot via a ``{hash-tag}`` prefix), like ``windows.lua``.
+is how "nothing changed here" is asserted. A write that notifies (fired, re-sent, resolved)
+appends its CloudEvent to the outbox in the same script: the transition and its notification are
+stored together or not at all, so a worker dying before its Kafka send loses no notification.
+Keys are derived inside the script from the prefix, so this targets a single Redis (or one
+cluster slot via a ``{hash-tag}`` prefix), like ``windows.lua``.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from workers.alerting import cloudevents
 from workers.alerting.model import ACTIVE_STATES, AlertInstance
 
 _TIME_FIELDS = ("active_since", "last_active_at", "fired_at", "resolved_at", "last_notified_at")
@@ -42,6 +48,7 @@ class Commit:
     fingerprint: str
     expected_version: int
     alert: AlertInstance | None  # None: verify the version only, write nothing
+    note: AlertInstance | None = None  # the notification this write causes (queued in the outbox)
 
 
 class AlertStateStore(ABC):
@@ -52,7 +59,8 @@ class AlertStateStore(ABC):
     @abstractmethod
     async def commit(self, items: Sequence[Commit]) -> dict[str, Versioned]:
         """Apply the items whose expected version holds; return the CURRENT record of each that
-        did not (the conflicts). Applied writes get version ``expected + 1``."""
+        did not (the conflicts). Applied writes get version ``expected + 1``; the Redis store
+        also queues an applied item's ``note`` in its outbox, atomically with the write."""
 
     @abstractmethod
     async def stale(self, before: float, limit: int = 1000) -> dict[str, Versioned]:
@@ -101,8 +109,9 @@ class MemoryAlertStateStore(AlertStateStore):
 _COMMIT_LUA = """
 local prefix = ARGV[1]
 local live = prefix .. ':alerts:live'
+local outbox = prefix .. ':alerts:outbox'
 local out = {}
-for i = 2, #ARGV, 5 do
+for i = 2, #ARGV, 6 do
   local fp = ARGV[i]
   local key = prefix .. ':alert:' .. fp
   local cur = tonumber(redis.call('HGET', key, 'version') or '0')
@@ -118,6 +127,7 @@ for i = 2, #ARGV, 5 do
       else
         redis.call('ZADD', live, ARGV[i + 4], fp)
       end
+      if ARGV[i + 5] ~= '' then redis.call('RPUSH', outbox, ARGV[i + 5]) end
     end
     out[#out + 1] = cur
   end
@@ -206,7 +216,7 @@ class RedisAlertStateStore(AlertStateStore):
         argv: list[str] = [self.prefix]
         for c in items:
             if c.alert is None:
-                argv += [c.fingerprint, str(c.expected_version), "", "0", ""]
+                argv += [c.fingerprint, str(c.expected_version), "", "0", "", ""]
                 continue
             live = c.alert.state in ACTIVE_STATES
             argv += [
@@ -215,6 +225,8 @@ class RedisAlertStateStore(AlertStateStore):
                 json.dumps(encode_fields(c.alert)),
                 str(self.active_ttl_s if live else self.retention_s),
                 repr(float(c.alert.last_active_at or 0.0)) if live else "",
+                "" if c.note is None else cloudevents.dumps(
+                    cloudevents.alert_event(c.note, version=c.expected_version + 1)).decode(),
             ]
         replies = await self._commit(keys=[], args=argv)
         return {c.fingerprint: decode_hash(r) for c, r in zip(items, replies) if isinstance(r, list)}
