@@ -14,6 +14,7 @@ from typing import IO, Sequence
 
 import orjson
 
+from babelwatch.model.bucketing import run_grouped
 from babelwatch.schema import DeadLetter, Event, LABELS, Limits
 from babelwatch.settings import Settings
 from workers.inference import ScoreInput, ScoreOutput, TritonScorer, decode_outputs
@@ -41,7 +42,7 @@ class InProcessScorer:
 
     async def score(self, batch: Sequence[ScoreInput]) -> list[ScoreOutput]:
         prepared = self.pre([x.text for x in batch], [x.image for x in batch])
-        probs = self.session.run(["probs"], prepared.feeds)[0]
+        probs = run_grouped(lambda f: self.session.run(["probs"], f)[0], prepared.feeds)  # as the server does
         errors = [("image: " + e).encode() if e else b"" for e in prepared.image_errors]
         import numpy as np
 
