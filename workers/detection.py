@@ -5,7 +5,13 @@ whose state lives in one Redis hash per series, so a restarted or rebalanced wor
 where the last one stopped. Closed windows reach this stage keyed by topic, so one consumer owns a
 topic's series at a time. Every verdict (calm ones resolve alerts) goes to the alert lifecycle
 (``workers.alerts``, labels ``stage=closed``). Costs per batch: one round trip to load states, one
-to save them, one for the lifecycle.
+for the lifecycle, one to save the states.
+
+Order matters for crashes: the lifecycle commits first (with its notification, atomically, into the
+alerts outbox), then the detector states are saved. A worker killed in between leaves the states
+as they were, so the redelivered windows are judged again from the same state and reach the same
+verdicts; the lifecycle already holds that transition, so nothing is notified twice. (The other
+order would lose the notification: the saved states mark the windows as seen.)
 """
 from __future__ import annotations
 
@@ -56,7 +62,7 @@ class ClosedWindowDetection:
         saved = await pipe.execute()
 
         now = time.time() if now is None else now
-        verdicts, pipe = [], self.redis.pipeline(transaction=False)
+        verdicts, states = [], {}
         for k, raw in zip(keys, saved):
             detectors = restore_detectors(self.config, k[0], orjson.loads(raw) if raw else None)
             for w in sorted(series[k], key=lambda w: w.start):  # the outbox may hand them over unordered
@@ -64,8 +70,13 @@ class ClosedWindowDetection:
                     verdict = det.update(w)
                     if verdict is not None:
                         verdicts.append(WindowVerdict(w.topic, w.lang, w.size_s, w.start, verdict, STAGE_CLOSED))
-            pipe.set(self.state_key(*k), orjson.dumps(snapshot(detectors)))
+            states[self.state_key(*k)] = orjson.dumps(snapshot(detectors))
+        notified = await self.alerts.evaluate(verdicts, now)  # first: see the module docstring
+        await self.save_states(states)
+        return notified
+
+    async def save_states(self, states: dict[str, bytes]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for key, blob in states.items():
+            pipe.set(key, blob)
         await pipe.execute()
-        # detector state first, then the lifecycle: a crash in between loses a notification rather
-        # than judging a redelivered window twice (detectors ignore windows they have seen)
-        return await self.alerts.evaluate(verdicts, now)

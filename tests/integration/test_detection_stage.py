@@ -98,3 +98,48 @@ async def test_detectors_keep_state_in_redis_and_fire_on_a_shift(r):
     calm = dict(topic="T", lang="*", start=1210, size_s=10, count=50, sentiment_sum=50 * 0.3, sentiment_sq=50 * 0.2)
     resolved = await ClosedWindowDetection(r, config, alerts(), r.test_prefix).process([cw(calm)], now=6.0)
     assert [(a.state, a.fingerprint) for a in resolved] == [("resolved", fired[0].fingerprint)]
+
+
+async def test_a_crash_between_lifecycle_and_state_save_notifies_exactly_once(r):
+    """Killed after the lifecycle committed (notification queued) but before the detector states
+    were saved: the redelivered window is judged again and notifies nothing new."""
+    import orjson
+
+    from workers.outbox import alerts_key
+
+    config = DetectorConfig.model_validate({"default": {"window_s": 10, "detectors": [
+        {"kind": "sentiment_shift", "min_history": 5, "min_count": 5}]}})
+
+    def alerts() -> AlertEvaluator:
+        return AlertEvaluator(AlertLifecycle(RedisAlertStateStore(r, r.test_prefix), Timing(0.0, 0.0, 300.0)))
+
+    def cw(start, mean):
+        return closed_window_from_json(orjson.dumps(dict(topic="T", lang="*", start=start, size_s=10, count=50,
+                                                         sentiment_sum=50 * mean, sentiment_sq=50 * 0.2)))
+
+    calm = [cw(1000 + 10 * k, 0.3 + 0.02 * ((-1) ** k)) for k in range(12)]
+    assert await ClosedWindowDetection(r, config, alerts(), r.test_prefix).process(calm, now=1.0) == []
+
+    class CrashesBeforeSaving(ClosedWindowDetection):
+        async def save_states(self, states):
+            raise ConnectionError("worker killed")
+
+    shifted = cw(1120, -0.6)
+    with pytest.raises(ConnectionError):
+        await CrashesBeforeSaving(r, config, alerts(), r.test_prefix).process([shifted], now=2.0)
+    outbox = Outbox(r, alerts_key(r.test_prefix))
+    assert await outbox.pending() == 1  # the firing notification is safe in the outbox
+
+    # redelivery to a fresh worker: same verdict from the unsaved state, no second notification
+    assert await ClosedWindowDetection(r, config, alerts(), r.test_prefix).process([shifted], now=3.0) == []
+    sent: list[bytes] = []
+
+    async def send(items):
+        sent.extend(items)
+
+    await outbox.drain(send)
+    events = [orjson.loads(x) for x in sent]
+    assert [(e["type"], e["data"]["labels"]["detector"]) for e in events] == [
+        ("io.babelwatch.alert.firing", "sentiment_shift")]
+    # and the state is saved now: the same window once more is recognised as seen
+    assert await ClosedWindowDetection(r, config, alerts(), r.test_prefix).process([shifted], now=4.0) == []
