@@ -194,6 +194,9 @@ def _render(rows: list[dict], outputs: Outputs, sent: int, window_s: int):
     return Group(table, alerts, f"dead letters: {dead}")
 
 
+ALERT_GRACE_S = 15.0
+
+
 def demo(settings: Settings, file: Path, rate: float = 8.0, window_s: int = 5, timeout_s: float = 180.0) -> int:
     import redis
     from rich.console import Console
@@ -239,6 +242,7 @@ def demo(settings: Settings, file: Path, rate: float = 8.0, window_s: int = 5, t
         deadline = time.monotonic() + timeout_s
         interactive = console.is_terminal
         last_print = 0.0
+        settled_at: float | None = None
         try:
             with Live(console=console, refresh_per_second=2, transient=False) if interactive else _NoLive() as live:
                 while time.monotonic() < deadline:
@@ -248,8 +252,14 @@ def demo(settings: Settings, file: Path, rate: float = 8.0, window_s: int = 5, t
                     elif time.monotonic() - last_print > 5:
                         console.print(view)
                         last_print = time.monotonic()
-                    done = not producer.is_alive() and outputs.scored >= len(valid_ids)
-                    if done or not worker.alive:
+                    scored_all = not producer.is_alive() and outputs.scored >= len(valid_ids)
+                    if scored_all and settled_at is None:
+                        settled_at = time.monotonic()
+                    # alerts leave through the Redis outbox, a moment after the batch that raised them
+                    fired = any(alert_state(e) == "firing" for e in outputs.alerts)
+                    if scored_all and (fired or time.monotonic() - settled_at > ALERT_GRACE_S):
+                        break
+                    if not worker.alive:
                         break
                     time.sleep(0.5)
             console.print(_render(_snapshot(r, settings, prefix, window_s), outputs, sent["n"], window_s))
