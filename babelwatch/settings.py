@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     topic_partitions: int = 4
 
     commit_interval_s: float = Field(2.8, gt=0, description="how often consumed offsets are committed")
+    consumer_fetch_max_wait_ms: int = Field(100, ge=1, le=30_000, description="longest a fetch waits for "
+                                            "records (Faust's own 1500 ms is latency on brokers that hold "
+                                            "empty fetches, like Tansu)")
 
     # --- micro-batching ------------------------------------------------------------------------
     batch_size: int = Field(256, ge=1, le=4096, description="events per micro-batch (bench/RESULTS.md)")
