@@ -12,8 +12,10 @@ a firing alert):
 Redis, compare-and-set across workers) folds into pending/firing/resolved; what it returns are the
 notifications -- an alert that started firing, was re-sent after ``repeat_interval`` or resolved.
 The lifecycle's commit queues each one (as a CloudEvent) in a Redis outbox, which the worker drains
-to the alerts topic; here they are appended to a capped Redis list (``{prefix}:alerts:history``,
-newest first) for ``GET /v1/alerts``.
+to the alerts topic, and prepends it to a capped Redis list (``{prefix}:alerts:history``, newest
+first) for ``GET /v1/alerts`` -- both in the same script as the transition
+(``workers.alerting.state_store``), so a worker killed after the commit loses no history entry.
+``AlertHistory`` reads that list.
 """
 from __future__ import annotations
 
@@ -70,20 +72,12 @@ async def observe_in_order(lifecycle: AlertLifecycle, observations: Sequence[Obs
 
 
 class AlertHistory:
-    """The last ``maxlen`` notifications (firing and resolved), newest first, in one Redis list."""
+    """Reads the recent notifications (firing and resolved), newest first. The lifecycle's commit
+    writes them (``RedisAlertStateStore``, capped at its ``history_len``)."""
 
-    def __init__(self, redis, prefix: str = "bw", maxlen: int = 1000) -> None:
+    def __init__(self, redis, prefix: str = "bw") -> None:
         self.redis = redis
         self.key = f"{prefix}:alerts:history"
-        self.maxlen = maxlen
-
-    async def record(self, alerts: Sequence[AlertInstance]) -> None:
-        if not alerts:
-            return
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.lpush(self.key, *(a.model_dump_json() for a in alerts))
-        pipe.ltrim(self.key, 0, self.maxlen - 1)
-        await pipe.execute()
 
     async def history(self, limit: int = 100) -> list[AlertInstance]:
         raw = await self.redis.lrange(self.key, 0, max(0, limit - 1))
@@ -91,24 +85,18 @@ class AlertHistory:
 
 
 class AlertEvaluator:
-    """Verdicts -> notifications, recorded in the history; ``on_sweep`` records those of the
-    lifecycle's staleness sweep."""
+    """Verdicts -> notifications (already in the outbox and history when returned); ``on_sweep``
+    logs those of the lifecycle's staleness sweep."""
 
-    def __init__(self, lifecycle: AlertLifecycle, history: AlertHistory | None = None) -> None:
+    def __init__(self, lifecycle: AlertLifecycle) -> None:
         self.lifecycle = lifecycle
-        self.history = history
 
     async def evaluate(self, verdicts: Iterable[WindowVerdict], now: float | None = None) -> list[AlertInstance]:
         observations = [o for v in verdicts for o in v.observations()]
         if not observations:
             return []
-        notes = await observe_in_order(self.lifecycle, observations, now)
-        if notes and self.history is not None:
-            await self.history.record(notes)
-        return notes
+        return await observe_in_order(self.lifecycle, observations, now)
 
     async def on_sweep(self, notes: list[AlertInstance]) -> None:
-        if self.history is not None:
-            await self.history.record(notes)
         for a in notes:
             log.info("alert %s (stale): %s", a.state, a.labels)

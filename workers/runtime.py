@@ -14,7 +14,7 @@ from babelwatch.schema import Limits
 from babelwatch.settings import Settings
 from workers.alerting.lifecycle import AlertLifecycle, Timing
 from workers.alerting.state_store import RedisAlertStateStore
-from workers.alerts import AlertEvaluator, AlertHistory
+from workers.alerts import AlertEvaluator
 from workers.detection import ClosedWindowDetection
 from workers.detectors.registry import DetectorConfig
 from workers.outbox import Outbox, alerts_key, closed_windows_key
@@ -51,7 +51,7 @@ class PipelineRuntime:
         await self.scorer.start()
         # lingua loads its models for ~0.5 s: keep it off the event loop
         langid = await asyncio.to_thread(LinguaIdentifier, s.languages)
-        self.alert_state = RedisAlertStateStore(self.redis, s.redis_prefix)
+        self.alert_state = RedisAlertStateStore(self.redis, s.redis_prefix, history_len=s.alert_history_len)
         self.lifecycle = AlertLifecycle(
             self.alert_state,
             Timing(s.alert_for_s, s.alert_keep_firing_for_s, s.alert_repeat_interval_s),
@@ -59,7 +59,7 @@ class PipelineRuntime:
             sweep_interval_s=s.alert_sweep_interval_s,
             on_notify=self._on_sweep,
         )
-        self.alerts = AlertEvaluator(self.lifecycle, AlertHistory(self.redis, s.redis_prefix, s.alert_history_len))
+        self.alerts = AlertEvaluator(self.lifecycle)
         self.processor = BatchProcessor(
             validator=EventValidator(
                 Limits(max_text_chars=s.max_text_chars, max_image_bytes=s.max_image_bytes), s.max_event_bytes

@@ -36,7 +36,7 @@ def create_app(settings: Settings, notifier=None) -> FastAPI:
             extra=[WindowSpec.parse(w) for w in settings.extra_windows.split(",") if w.strip()],
             allowed_lateness_s=settings.allowed_lateness_s,
         )
-        app.state.alerts = AlertHistory(r, settings.redis_prefix, settings.alert_history_len)
+        app.state.alerts = AlertHistory(r, settings.redis_prefix)
         app.state.alert_state = RedisAlertStateStore(r, settings.redis_prefix)
         app.state.alert_config = AlertConfigStore(r, settings.redis_prefix)
         app.state.broadcaster = notifier.broadcaster if notifier is not None else None

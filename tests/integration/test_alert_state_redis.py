@@ -13,10 +13,11 @@ import redis.asyncio as aioredis
 
 from workers.alerting import cloudevents
 from workers.alerting.lifecycle import AlertLifecycle, Observation, Timing
-from workers.alerting.model import Route, Silence, fingerprint
+from workers.alerting.model import AlertInstance, Route, Silence, fingerprint
 from workers.alerting.routing import Router
-from workers.alerting.state_store import RedisAlertStateStore
+from workers.alerting.state_store import Commit, RedisAlertStateStore
 from workers.alerting.store import AlertConfigStore, AlreadyExists
+from workers.alerts import AlertHistory
 from workers.outbox import Outbox, alerts_key
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -236,3 +237,46 @@ async def test_notification_survives_a_crash_between_commit_and_send(redis, pref
     assert await lc.observe([on()], T0 + 200) == []  # lc's cache is stale: conflict, nothing queued
     sent.clear()
     assert await outbox.drain(send) == 1 and json.loads(sent[0])["id"] not in {e["id"] for e in events}
+
+
+async def test_history_is_written_with_the_transition(redis, prefix):
+    """The history entry the API serves is LPUSHed by the commit script itself, next to the outbox
+    entry, so a worker dying right after its commit cannot leave a notification without history."""
+    store = RedisAlertStateStore(redis, prefix, history_len=2)
+    history, outbox = AlertHistory(redis, prefix), Outbox(redis, alerts_key(prefix))
+
+    def firing(topic: str) -> AlertInstance:
+        return AlertInstance(labels={**LABELS, "topic": topic}, state="firing", active_since=T0,
+                             last_active_at=T0, fired_at=T0, last_notified_at=T0)
+
+    a, b, c = firing("A"), firing("B"), firing("C")
+    await store.commit([Commit(a.fingerprint, 0, a, a)])  # first call may also load the script
+    redis.commands.clear()
+    quiet = a.model_copy(update={"last_active_at": T0 + 1})
+    assert await store.commit([Commit(b.fingerprint, 0, b, b), Commit(c.fingerprint, 0, c, c),
+                               Commit(a.fingerprint, 1, quiet)]) == {}
+    assert redis.commands == ["EVALSHA"]  # state, outbox and history in one step
+    assert [x.labels["topic"] for x in await history.history()] == ["C", "B"]  # newest first, capped at 2
+    assert (await history.history())[0] == c  # what AlertHistory parses is the committed note
+    assert await outbox.pending() == 3  # A, B, C: only quiet's refresh had no note
+    assert await redis.llen(f"{prefix}:alerts:history") == 2
+
+    # a losing compare-and-set writes neither: the conflict is returned instead
+    d = firing("D")
+    conflicts = await store.commit([Commit(b.fingerprint, 0, d, d)])
+    assert list(conflicts) == [b.fingerprint] and conflicts[b.fingerprint].version == 1
+    assert [x.labels["topic"] for x in await history.history()] == ["C", "B"]
+    assert await outbox.pending() == 3
+
+    # history_len=0: the transition and its outbox entry, no history
+    off_store = RedisAlertStateStore(redis, prefix, history_len=0)
+    e = firing("E")
+    assert await off_store.commit([Commit(e.fingerprint, 0, e, e)]) == {}
+    assert (await off_store.read([e.fingerprint]))[e.fingerprint].version == 1
+    assert await outbox.pending() == 4
+    assert [x.labels["topic"] for x in await history.history()] == ["C", "B"]
+
+    # the lifecycle's notifications take the same path
+    lc = AlertLifecycle(store, Timing(for_s=0, keep_firing_for_s=0), Clock())
+    [note] = await lc.observe([on({**LABELS, "topic": "F"})], T0)
+    assert (await history.history())[0] == note and await outbox.pending() == 5

@@ -19,7 +19,7 @@ from babelwatch.settings import Settings
 from workers.alerting.lifecycle import AlertLifecycle, Timing
 from workers.alerting.sinks.sse import SseBroadcaster
 from workers.alerting.state_store import RedisAlertStateStore
-from workers.alerts import AlertEvaluator, AlertHistory, WindowVerdict
+from workers.alerts import AlertEvaluator, WindowVerdict
 from workers.detectors.base import Verdict
 from workers.windows import WindowSpec, WindowStore
 
@@ -66,8 +66,7 @@ async def seed(settings: Settings) -> None:
     await store.apply_batch([make_scored("TSLA", "en", "negative", 1000.0 + i) for i in range(12)]
                             + [make_scored("TSLA", "de", "positive", 1015.0)])
     window = (await store.apply_batch([make_scored("TSLA", "en", "negative", 1019.0)])).open[0]
-    alerts = AlertEvaluator(AlertLifecycle(RedisAlertStateStore(r, settings.redis_prefix), Timing(0.0, 0.0, 300.0)),
-                            AlertHistory(r, settings.redis_prefix))
+    alerts = AlertEvaluator(AlertLifecycle(RedisAlertStateStore(r, settings.redis_prefix), Timing(0.0, 0.0, 300.0)))
     spike = Verdict("volume_spike", 9.0, 4.0, 5.0, 1.0, True, "spike")
     calm = Verdict("volume_spike", 1.0, 4.0, 1.0, 1.0, False, "calm")
     # TSLA/en fires and stays firing; TSLA/* fires and resolves

@@ -21,6 +21,7 @@ import pytest
 from babelwatch.localstack.triton import SERVED_MODELS, TritonServer
 from babelwatch.schema import ALL_LANGS, LABELS, UNDETERMINED, DeadLetter
 from babelwatch.settings import Settings
+from workers.alerts import AlertHistory
 from workers.pipeline import BatchProcessor, RawRecord
 from workers.runtime import PipelineRuntime
 from workers.validate import Origin
@@ -225,7 +226,8 @@ async def test_volume_spike_alerts_once(runtime):
     assert set(ann["sample_events"]) <= {f"b-{i}" for i in range(30)} and ann["sample_events"]
     star = next(w for w in res.windows if w.lang == ALL_LANGS)
     assert star.history == (None, None, 2, 2, 2)
-    assert [a.fingerprint for a in await runtime.alerts.history.history()] == [alert.fingerprint]
+    history = AlertHistory(runtime.redis, runtime.settings.redis_prefix)
+    assert [a.fingerprint for a in await history.history()] == [alert.fingerprint]
     assert [a.fingerprint for a in await runtime.alert_state.active()] == [alert.fingerprint]
 
     # the window keeps growing: no second alert for it
@@ -258,7 +260,8 @@ async def test_volume_spike_resolves_when_the_next_window_is_calm(triton, prefix
             ("resolved", a.fingerprint) for a in fired.values())
         assert all(a.resolved_at is not None and a.fired_at is not None for a in res2.alerts)
         assert await rt.alert_state.active() == []
-        assert [a.state for a in await rt.alerts.history.history()] == ["resolved"] * 2 + ["firing"] * 2
+        history = await AlertHistory(rt.redis, prefix).history()
+        assert [a.state for a in history] == ["resolved"] * 2 + ["firing"] * 2
     finally:
         await _teardown(rt, prefix)
 

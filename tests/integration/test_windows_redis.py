@@ -329,9 +329,8 @@ def _verdict(start: int, topic: str = "TSLA", lang: str = ALL_LANGS, score: floa
     return WindowVerdict(topic, lang, SIZE, start, v, STAGE_OPEN)
 
 
-def _evaluator(r, prefix: str, history: bool = True) -> AlertEvaluator:
-    lifecycle = AlertLifecycle(RedisAlertStateStore(r, prefix), Timing(0.0, 0.0, 300.0))
-    return AlertEvaluator(lifecycle, AlertHistory(r, prefix, maxlen=3) if history else None)
+def _evaluator(r, prefix: str) -> AlertEvaluator:
+    return AlertEvaluator(AlertLifecycle(RedisAlertStateStore(r, prefix, history_len=3), Timing(0.0, 0.0, 300.0)))
 
 
 async def test_alert_fires_once_while_its_window_grows(r, prefix):
@@ -346,7 +345,7 @@ async def test_alert_fires_once_while_its_window_grows(r, prefix):
 
 
 async def test_alert_lifecycle_is_one_round_trip_per_batch(r, prefix):
-    ev = _evaluator(r, prefix, history=False)
+    ev = _evaluator(r, prefix)
     S = now_window()
     await ev.evaluate([_verdict(S)])
     r.reset_counts()
@@ -360,13 +359,13 @@ async def test_alert_history_newest_first_capped_in_one_round_trip(r, prefix):
     S = now_window()
     fired = [(await ev.evaluate([_verdict(S, topic=t)]))[0] for t in ("A", "B", "C", "D")]
     history = AlertHistory(r, prefix)
-    assert [a.labels["topic"] for a in await history.history()] == ["D", "C", "B"]  # maxlen 3
+    assert [a.labels["topic"] for a in await history.history()] == ["D", "C", "B"]  # history_len 3
     assert (await history.history(1))[0].fingerprint == fired[-1].fingerprint
     r.reset_counts()
-    await AlertHistory(r, prefix).record(fired[:2])
-    assert r.executes == [(True, 2)] and r.direct == []
+    [e] = await ev.evaluate([_verdict(S, topic="E")])  # the history entry rides in the commit script
+    assert len(r.executes) + len(r.direct) == 1
+    assert [a.fingerprint for a in await history.history(1)] == [e.fingerprint]
     r.reset_counts()
-    await AlertHistory(r, prefix).record([])
     assert await ev.evaluate([]) == []
     assert r.executes == [] and r.direct == []
 

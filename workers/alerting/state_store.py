@@ -10,14 +10,17 @@ Redis layout (``{p}`` = the key prefix):
   (what the staleness sweep scans).
 * ``{p}:alerts:outbox`` -- list of the notifications (CloudEvent JSON) that committed transitions
   caused, waiting to be sent to the alerts topic (``workers.outbox``).
+* ``{p}:alerts:history`` -- list of the same notifications as ``AlertInstance`` JSON, newest first,
+  capped at ``history_len`` (``GET /v1/alerts`` reads it through ``workers.alerts.AlertHistory``).
 
 A commit is ONE ``EVALSHA`` for the whole batch: per item it checks the stored version against the
 one the caller computed from, writes the new state when they agree, and otherwise returns the
 current record so the caller can recompute (optimistic concurrency: several workers agree and each
 transition -- hence each notification -- happens exactly once). A version-only item (no new state)
 is how "nothing changed here" is asserted. A write that notifies (fired, re-sent, resolved)
-appends its CloudEvent to the outbox in the same script: the transition and its notification are
-stored together or not at all, so a worker dying before its Kafka send loses no notification.
+appends its CloudEvent to the outbox and its record to the history in the same script: the
+transition, its notification and its history entry are stored together or not at all, so a worker
+dying after the commit loses neither a notification nor a history entry.
 Keys are derived inside the script from the prefix, so this targets a single Redis (or one
 cluster slot via a ``{hash-tag}`` prefix), like ``windows.lua``.
 """
@@ -48,7 +51,7 @@ class Commit:
     fingerprint: str
     expected_version: int
     alert: AlertInstance | None  # None: verify the version only, write nothing
-    note: AlertInstance | None = None  # the notification this write causes (queued in the outbox)
+    note: AlertInstance | None = None  # the notification this write causes (outbox and history)
 
 
 class AlertStateStore(ABC):
@@ -60,7 +63,7 @@ class AlertStateStore(ABC):
     async def commit(self, items: Sequence[Commit]) -> dict[str, Versioned]:
         """Apply the items whose expected version holds; return the CURRENT record of each that
         did not (the conflicts). Applied writes get version ``expected + 1``; the Redis store
-        also queues an applied item's ``note`` in its outbox, atomically with the write."""
+        also queues an applied item's ``note`` in its outbox and history, atomically with the write."""
 
     @abstractmethod
     async def stale(self, before: float, limit: int = 1000) -> dict[str, Versioned]:
@@ -108,10 +111,13 @@ class MemoryAlertStateStore(AlertStateStore):
 
 _COMMIT_LUA = """
 local prefix = ARGV[1]
+local history_len = tonumber(ARGV[2])
 local live = prefix .. ':alerts:live'
 local outbox = prefix .. ':alerts:outbox'
+local history = prefix .. ':alerts:history'
+local pushed = false
 local out = {}
-for i = 2, #ARGV, 6 do
+for i = 3, #ARGV, 7 do
   local fp = ARGV[i]
   local key = prefix .. ':alert:' .. fp
   local cur = tonumber(redis.call('HGET', key, 'version') or '0')
@@ -128,10 +134,15 @@ for i = 2, #ARGV, 6 do
         redis.call('ZADD', live, ARGV[i + 4], fp)
       end
       if ARGV[i + 5] ~= '' then redis.call('RPUSH', outbox, ARGV[i + 5]) end
+      if ARGV[i + 6] ~= '' then
+        redis.call('LPUSH', history, ARGV[i + 6])
+        pushed = true
+      end
     end
     out[#out + 1] = cur
   end
 end
+if pushed then redis.call('LTRIM', history, 0, history_len - 1) end
 return out
 """
 
@@ -185,13 +196,16 @@ def decode_hash(raw: Any) -> Versioned:
 
 
 class RedisAlertStateStore(AlertStateStore):
-    """Lifecycle state in Redis; ``redis`` is an async client (``redis.asyncio.Redis``)."""
+    """Lifecycle state in Redis; ``redis`` is an async client (``redis.asyncio.Redis``).
+    ``history_len``: notifications kept in ``{prefix}:alerts:history`` (0: none written)."""
 
-    def __init__(self, redis, prefix: str = "bw", active_ttl_s: int = 7 * 86_400, retention_s: int = 86_400) -> None:
+    def __init__(self, redis, prefix: str = "bw", active_ttl_s: int = 7 * 86_400, retention_s: int = 86_400,
+                 history_len: int = 1000) -> None:
         self.redis = redis
         self.prefix = prefix
         self.active_ttl_s = int(active_ttl_s)
         self.retention_s = int(retention_s)
+        self.history_len = max(0, int(history_len))
         self._commit = redis.register_script(_COMMIT_LUA)
         self._stale = redis.register_script(_STALE_LUA)
 
@@ -213,10 +227,10 @@ class RedisAlertStateStore(AlertStateStore):
     async def commit(self, items: Sequence[Commit]) -> dict[str, Versioned]:
         if not items:
             return {}
-        argv: list[str] = [self.prefix]
+        argv: list[str] = [self.prefix, str(self.history_len)]
         for c in items:
             if c.alert is None:
-                argv += [c.fingerprint, str(c.expected_version), "", "0", "", ""]
+                argv += [c.fingerprint, str(c.expected_version), "", "0", "", "", ""]
                 continue
             live = c.alert.state in ACTIVE_STATES
             argv += [
@@ -227,6 +241,7 @@ class RedisAlertStateStore(AlertStateStore):
                 repr(float(c.alert.last_active_at or 0.0)) if live else "",
                 "" if c.note is None else cloudevents.dumps(
                     cloudevents.alert_event(c.note, version=c.expected_version + 1)).decode(),
+                "" if c.note is None or not self.history_len else c.note.model_dump_json(),
             ]
         replies = await self._commit(keys=[], args=argv)
         return {c.fingerprint: decode_hash(r) for c, r in zip(items, replies) if isinstance(r, list)}
