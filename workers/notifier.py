@@ -12,19 +12,36 @@ Flow::
 Run ONE notifier per deployment: the router keeps its groups (what was already sent to whom) in
 memory. It joins a consumer group, so a second notifier started by mistake (or as a standby) gets
 no partition of the single-partition alerts topic and stays idle until the first one is gone.
-Offsets are committed, so a restarted notifier continues where it stopped; the groups it had are
-rebuilt from later notifications (the workers re-send firing alerts every ``repeat_interval``), so
-after a restart a still-firing alert may be notified once more (at least once, never lost).
 
-Workers send each notification at least once (from a Redis outbox: a worker that died after the
-send but before trimming the outbox sends it again, with the same CloudEvent id). The notifier
-takes an id in only the first time: it claims ``{prefix}:alerts:seen:{id}`` (SET NX, expiring
-after :data:`DEDUP_TTL_S`) for every event of a fetched batch in one round trip and drops the ones
-already claimed, so a subscriber still hears each change once, across notifier restarts too.
+Delivery is at least once, and once per receiver as far as Redis remembers:
 
-Every alert event consumed is also published, unrouted, on the SSE channel ``alerts``
+* Offsets are committed by hand (every ``commit_s`` and on stop), never ahead of the work: each
+  consumed record is tracked (:mod:`workers.alerting.offsets`) until every delivery it gave rise
+  to has ended -- delivered, skipped as already delivered, or given up and written to the
+  failed-deliveries topic -- and a record that gave rise to none (silenced, matched by no
+  subscription, not news to its groups) ends when its group flushes or at once. A notifier that
+  dies (or stops before its lanes drained) leaves the rest uncommitted and the next one routes
+  those records again.
+* What was delivered is noted in Redis only after the delivery (:mod:`workers.alerting.ledger`):
+  per receiver lane, the alert event ids each delivered notification covered, and the alerts it
+  was last told fire. When records are routed again, a lane skips a notification whose events
+  it already got, and a lane that did not get them (it was failing, hanging or queued behind)
+  still does. Repeats of an id within one process (the workers' outbox re-sends with the same
+  CloudEvent id) are dropped before routing (a bounded in-memory set) and are done at once.
+* A restarted router has forgotten its groups. A resolved alert it cannot vouch for still goes to
+  the lanes the ledger says were told it fires, and only to them. Not exact after a restart:
+  the timers start over (a group routed again waits ``group_wait`` once more, and
+  ``repeat_interval`` counts from then), and a firing alert whose record was already committed
+  is known again only from the workers' next reminder, which its subscribers then receive as a
+  firing notification once more (like Alertmanager that lost its notification log).
+* A receiver lane more than its queue size behind drops its oldest notification; that one goes
+  to the failed-deliveries topic too. If even that topic cannot be written, the loss is logged.
+
+Every alert event routed is also published, unrouted, on the SSE channel ``alerts``
 (:data:`RAW_CHANNEL`) of the in-process broadcaster, which ``GET /v1/alerts/stream`` serves when
-the HTTP API runs in the same process (``babelwatch notify``).
+the HTTP API runs in the same process (``babelwatch notify``). It is a live view, not a delivery:
+once per process and id, so records routed again after a restart are published again, with
+their CloudEvent id as the SSE ``id`` for a client that wants to drop repeats.
 """
 from __future__ import annotations
 
@@ -33,6 +50,7 @@ import base64
 import json
 import logging
 import time
+from collections import OrderedDict
 from typing import Any, Callable
 
 import redis.asyncio as aioredis
@@ -40,14 +58,16 @@ import redis.asyncio as aioredis
 from babelwatch.settings import Settings
 from workers.alerting import cloudevents
 from workers.alerting.dispatcher import Dispatcher, lane_key
+from workers.alerting.ledger import DeliveryLedger
 from workers.alerting.model import AlertInstance, NotificationGroup
+from workers.alerting.offsets import OffsetTracker
 from workers.alerting.routing import Router
 from workers.alerting.sinks.base import FailedDelivery
 from workers.alerting.sinks.factory import SinkContext, sink_factory
 from workers.alerting.sinks.netguard import AddressGuard
 from workers.alerting.sinks.sse import SseBroadcaster
 from workers.alerting.store import AlertConfigStore
-from workers.retry import until_available
+from workers.alerting.tasks import cancel
 
 log = logging.getLogger("babelwatch.notifier")
 
@@ -55,8 +75,9 @@ RAW_CHANNEL = "alerts"
 READY_LINE = "notifier ready"
 ALERT_TYPE_PREFIX = "io.babelwatch.alert."
 # a re-sent notification follows its original on the topic within one worker restart or outbox
-# drain; a day bounds the dedup keys by time, not by a count that a burst could overflow
-DEDUP_TTL_S = 86_400
+# drain, far fewer records apart than this; further back the ledger still keeps receivers from
+# hearing it twice
+RECENT_IDS = 100_000
 
 
 def decode_alert_event(raw: bytes) -> tuple[dict[str, Any], AlertInstance] | None:
@@ -98,6 +119,7 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         refresh_s: float = 2.0,
         tick_s: float = 0.2,
+        commit_s: float = 1.0,
     ) -> None:
         self.settings = settings
         self.broadcaster = broadcaster or SseBroadcaster()
@@ -108,6 +130,7 @@ class Notifier:
         self.clock = clock
         self.refresh_s = refresh_s
         self.tick_s = tick_s
+        self.commit_s = commit_s
         self.group_id = settings.alerting_group or f"{settings.app_id}-notifier"
         self.redis: aioredis.Redis | None = None
         self.producer = None
@@ -115,6 +138,9 @@ class Notifier:
         self.dispatcher: Dispatcher | None = None
         self.router: Router | None = None
         self._task: asyncio.Task | None = None
+        self._commit_task: asyncio.Task | None = None
+        self.offsets = OffsetTracker()
+        self._recent_ids: OrderedDict[str, None] = OrderedDict()
         self.consumed = 0
         self.skipped = 0
         self.duplicates = 0
@@ -139,10 +165,11 @@ class Notifier:
                 guard=self.guard, produce=self._produce, broadcaster=self.broadcaster,
                 dead_letter=self._dead_letter, generator_url=s.alerting_generator_url, clock=self.clock,
             )
-            self.dispatcher = Dispatcher(sink_factory(ctx))
+            self.dispatcher = Dispatcher(sink_factory(ctx), ledger=DeliveryLedger(self.redis, s.redis_prefix),
+                                         on_undelivered=self._undelivered)
             self.router = Router(
                 clock=self.clock, on_groups=self._on_groups, config_store=AlertConfigStore(self.redis, s.redis_prefix),
-                refresh_s=self.refresh_s, tick_s=self.tick_s,
+                refresh_s=self.refresh_s, tick_s=self.tick_s, resolve_unconfirmed=True,
             )
             await self.dispatcher.start()
             await self.router.start()
@@ -152,6 +179,8 @@ class Notifier:
             class _Listener(ConsumerRebalanceListener):
                 async def on_partitions_revoked(self, revoked) -> None:
                     notifier.assigned.clear()
+                    await notifier._commit()  # what is done; the rest goes to the partitions' next owner
+                    notifier.offsets.forget(revoked)
 
                 async def on_partitions_assigned(self, assigned) -> None:
                     if assigned:
@@ -163,12 +192,13 @@ class Notifier:
             # topic from the start, where resolved events follow the firing ones they end
             self.consumer = AIOKafkaConsumer(
                 bootstrap_servers=s.bootstrap, group_id=self.group_id, auto_offset_reset="earliest",
-                enable_auto_commit=True, auto_commit_interval_ms=1000,
+                enable_auto_commit=False,
                 session_timeout_ms=10_000, heartbeat_interval_ms=1_000, rebalance_timeout_ms=10_000,
             )
             self.consumer.subscribe([s.topic_alerts], listener=_Listener())
             await self.consumer.start()
             self._task = asyncio.create_task(self._consume(), name="notifier-consume")
+            self._commit_task = asyncio.create_task(self._commit_every(), name="notifier-commit")
         except BaseException:
             await self.stop()
             raise
@@ -176,21 +206,22 @@ class Notifier:
         return self
 
     async def stop(self) -> None:
-        """Stop consuming, stop routing, let receivers finish what is queued (bounded), close."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Stop consuming, stop routing, let receivers finish what is queued (bounded), commit
+        what is done, close."""
+        for task in (self._task, self._commit_task):
+            await cancel(task)
+        self._task = self._commit_task = None
+        if self.router is not None:
+            await self.router.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         if self.consumer is not None:
+            await self._commit()
             try:
                 await self.consumer.stop()
             except Exception:  # noqa: BLE001
                 log.exception("notifier: consumer stop failed")
             self.consumer = None
-        if self.router is not None:
-            await self.router.stop()
-        if self.dispatcher is not None:
-            await self.dispatcher.stop()
         await self.broadcaster.stop()
         if self.producer is not None:
             try:
@@ -208,6 +239,8 @@ class Notifier:
     # ------------------------------------------------------------------------------------- the work
 
     async def _consume(self) -> None:
+        from aiokafka import TopicPartition
+
         assert self.consumer is not None and self.router is not None
         while True:
             try:
@@ -218,40 +251,59 @@ class Notifier:
                 log.exception("notifier: fetch failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            decoded = []
+            alerts: list[AlertInstance] = []
+            sources = []
             for records in batches.values():
                 for rec in records:
                     d = decode_alert_event(rec.value or b"")
+                    pending = self.offsets.add(TopicPartition(rec.topic, rec.partition), rec.offset,
+                                               d[0]["id"] if d else "")
                     if d is None:
                         self.skipped += 1
                         log.warning("notifier: skipped a record that is not an alert CloudEvent (offset %s)",
                                     rec.offset)
+                        pending.release()
+                    elif self._seen_recently(d[0]["id"]):
+                        # its first copy, at a lower offset, still holds the commit back until delivered
+                        self.duplicates += 1
+                        log.info("notifier: dropped a repeated alert event (id %s)", d[0]["id"])
+                        pending.release()
                     else:
-                        decoded.append((rec, *d))
-            if not decoded:
-                continue
-            first = await until_available(lambda: self._first_seen([event["id"] for _, event, _ in decoded]),
-                                          "notifier dedup")
-            alerts: list[AlertInstance] = []
-            for (rec, event, alert), fresh in zip(decoded, first):
-                if not fresh:
-                    self.duplicates += 1
-                    log.info("notifier: dropped a repeated alert event (id %s)", event["id"])
-                    continue
-                self.broadcaster.publish(RAW_CHANNEL, event["type"], rec.value.decode("utf-8", "replace"),
-                                         event["id"])
-                alerts.append(alert)
+                        event, alert = d
+                        self.broadcaster.publish(RAW_CHANNEL, event["type"], rec.value.decode("utf-8", "replace"),
+                                                 event["id"])
+                        alerts.append(alert)
+                        sources.append(pending)
             if alerts:
                 self.consumed += len(alerts)
-                self.router.ingest(alerts)
+                self.router.ingest(alerts, sources=sources)
+                for src in sources:
+                    src.release()  # the consumer's own hold: the router holds what is left to deliver
 
-    async def _first_seen(self, ids: list[str]) -> list[bool]:
-        """Per id: True the first time it is claimed (a repeat within one call is not first)."""
-        assert self.redis is not None
-        pipe = self.redis.pipeline(transaction=False)
-        for i in ids:
-            pipe.set(f"{self.settings.redis_prefix}:alerts:seen:{i}", 1, nx=True, ex=DEDUP_TTL_S)
-        return [bool(ok) for ok in await pipe.execute()]
+    def _seen_recently(self, event_id: str) -> bool:
+        if event_id in self._recent_ids:
+            return True
+        self._recent_ids[event_id] = None
+        if len(self._recent_ids) > RECENT_IDS:
+            self._recent_ids.popitem(last=False)
+        return False
+
+    async def _commit(self) -> None:
+        """Commit, per partition, past the records whose deliveries have all ended."""
+        offsets = self.offsets.committable()
+        if not offsets or self.consumer is None:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except Exception as e:  # noqa: BLE001 - e.g. a rebalance; what is done is committed next time
+            log.warning("notifier: commit of %s failed: %s", offsets, e)
+            return
+        self.offsets.committed(offsets)
+
+    async def _commit_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.commit_s)
+            await self._commit()
 
     def _on_groups(self, groups: list[NotificationGroup]) -> None:
         assert self.dispatcher is not None and self.router is not None
@@ -261,6 +313,15 @@ class Notifier:
         for g in groups:
             log.info("notify %s: %s, %d alert(s) -> %s", g.route_id, g.status, len(g.alerts),
                      ", ".join(r.name for r in g.receivers))
+
+    async def _undelivered(self, lane: str, receiver, group: NotificationGroup, error: str) -> None:
+        event = cloudevents.group_event(group, receiver.name)
+        await self._dead_letter(FailedDelivery(
+            receiver=receiver.name, receiver_type=receiver.type,
+            url=getattr(receiver, "url", "") or getattr(receiver, "topic", "") or getattr(receiver, "channel", ""),
+            group_key=group.group_key, event_id=event["id"], body=cloudevents.dumps(event), error=error,
+            attempts=0, at=self.clock(), extra={"lane": lane},
+        ))
 
     async def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
         assert self.producer is not None

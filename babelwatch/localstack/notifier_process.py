@@ -3,6 +3,7 @@ through BABELWATCH_* env. Ready = the API answers /health and the notifier got i
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import urllib.request
 from pathlib import Path
@@ -58,6 +59,12 @@ class NotifierProcess:
 
     def stop(self, timeout: float = 15.0) -> None:
         self.process.stop(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the process group: a crash (nothing drained, nothing more committed)."""
+        if self.process.alive:
+            self.process._signal_group(signal.SIGKILL)
+            self.process.proc.wait(5)
 
     @property
     def alive(self) -> bool:

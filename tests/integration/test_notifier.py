@@ -13,11 +13,13 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bw_http import LocalReceiver
+from test_dispatcher import wait_until
 
 from babelwatch.settings import Settings
 from workers.alerting import cloudevents
 from workers.alerting.model import AlertInstance
 from workers.alerting.store import AlertConfigStore
+from workers.alerting.tasks import cancel
 from workers.notifier import Notifier
 
 pytestmark = pytest.mark.integration
@@ -36,6 +38,41 @@ def alert(topic: str, state: str = "firing", t: float | None = None) -> AlertIns
 def route(route_id: str, topic: str, receivers: list[dict]) -> dict:
     return {"id": route_id, "matchers": [f'topic="{topic}"'], "group_by": ["topic"], "group_wait": "0.2s",
             "group_interval": "1s", "repeat_interval": "1h", "receivers": receivers}
+
+
+def notifier_settings(stack, tag: str, topic: str) -> Settings:
+    return Settings(broker_url=f"kafka://{stack.bootstrap}", redis_url=stack.redis_url, redis_prefix=f"bwtest-n{tag}",
+                    app_id=f"bwtest-n{tag}", topic_alerts=topic, topic_alerts_failed=f"{topic}.failed",
+                    alerting_allow_private=True)
+
+
+async def clear_keys(r: aioredis.Redis, prefix: str) -> None:
+    keys = [k async for k in r.scan_iter(f"{prefix}:*")]
+    if keys:
+        await r.delete(*keys)
+    await r.aclose()
+
+
+def lane_stat(notifier: Notifier, lane: str, stat: str) -> int:
+    return notifier.dispatcher.stats().get(lane, {}).get(stat, 0) if notifier.dispatcher else 0
+
+
+def types_answered_ok(hook: LocalReceiver, since: int) -> list[str]:
+    """The CloudEvent types of the requests from ``since`` on (while the hook answers 200)."""
+    return [json.loads(q.body)["type"].rsplit(".", 1)[1] for q in hook.requests[since:]]
+
+
+async def crash(notifier: Notifier) -> None:
+    """The notifier dies in the middle: deliveries cancelled, no drain, nothing more committed."""
+    await cancel(notifier._task)
+    await cancel(notifier._commit_task)
+    notifier._task = notifier._commit_task = None
+    await notifier.router.stop()
+    await notifier.dispatcher.stop(drain_timeout_s=0)
+    notifier.router = notifier.dispatcher = None
+    await notifier.consumer.stop()  # no auto-commit: leaves the group without committing
+    notifier.consumer = None
+    await notifier.stop()  # what is left: producer, Redis
 
 
 async def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 15.0) -> list:
@@ -112,10 +149,7 @@ async def test_notifier_routes_isolates_receivers_and_dead_letters(stack):
         assert json.loads(fast.requests[1].body)["type"] == "io.babelwatch.alertgroup.resolved"
     finally:
         await producer.stop()
-        keys = [k async for k in r.scan_iter(f"{settings.redis_prefix}:*")]
-        if keys:
-            await r.delete(*keys)
-        await r.aclose()
+        await clear_keys(r, settings.redis_prefix)
         t1 = time.monotonic()
         await notifier.stop()
         assert time.monotonic() - t1 < 10  # the hanging receiver does not hold the shutdown hostage
@@ -129,9 +163,7 @@ async def test_repeated_event_ids_are_delivered_once(stack):
     tag = uuid.uuid4().hex[:8]
     topic = f"n{tag}.alerts"
     stack.broker.create_topics({topic: 1, f"{topic}.failed": 1})
-    settings = Settings(broker_url=f"kafka://{stack.bootstrap}", redis_url=stack.redis_url,
-                        redis_prefix=f"bwtest-n{tag}", app_id=f"bwtest-n{tag}", topic_alerts=topic,
-                        topic_alerts_failed=f"{topic}.failed", alerting_allow_private=True)
+    settings = notifier_settings(stack, tag, topic)
     hook = await LocalReceiver([200]).start()
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
     r = aioredis.from_url(stack.redis_url)
@@ -159,22 +191,68 @@ async def test_repeated_event_ids_are_delivered_once(stack):
         assert notifier.consumed == 2 and notifier.duplicates == 3
         await notifier.stop()
 
-        # the ids seen live in Redis: a restarted notifier drops a late repeat as well
+        # what the receiver got lives in Redis: a restarted notifier routes a late repeat, and the
+        # receiver's lane skips it
         notifier = Notifier(settings, refresh_s=0.2, tick_s=0.05)
         await notifier.start()
         await notifier.wait_assigned(30)
         await producer.send_and_wait(topic, firing, key=b"fp")
-        for _ in range(100):
-            if notifier.duplicates:
-                break
-            await asyncio.sleep(0.1)
+        assert await wait_until(lambda: lane_stat(notifier, "desk/webhook-0", "skipped") == 1, 10)
         await asyncio.sleep(1.0)
-        assert notifier.duplicates == 1 and notifier.consumed == 0 and len(hook.requests) == 2
+        assert notifier.consumed == 1 and len(hook.requests) == 2
     finally:
         await producer.stop()
         await notifier.stop()
-        keys = [k async for k in r.scan_iter(f"{settings.redis_prefix}:*")]
-        if keys:
-            await r.delete(*keys)
-        await r.aclose()
+        await clear_keys(r, settings.redis_prefix)
         await hook.stop()
+
+
+async def test_redelivered_records_reach_only_the_receivers_that_missed_them(stack):
+    """One subscription, two webhooks: ``good`` gets the firing alert, ``bad`` keeps failing; the
+    notifier crashes, so the record stays uncommitted. The next notifier routes it again: ``bad``
+    gets it, ``good`` (which has it, says Redis) does not get it twice. The resolution then
+    reaches both, once."""
+    tag = uuid.uuid4().hex[:8]
+    topic = f"n{tag}.alerts"
+    stack.broker.create_topics({topic: 1, f"{topic}.failed": 1})
+    settings = notifier_settings(stack, tag, topic)
+    good, bad = await LocalReceiver([200]).start(), await LocalReceiver([500]).start()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+    r = aioredis.from_url(stack.redis_url)
+    notifier = Notifier(settings, refresh_s=0.2, tick_s=0.05, commit_s=0.2)
+    try:
+        await AlertConfigStore(r, settings.redis_prefix).create_route(route("desk", "TSLA", [
+            {"type": "webhook", "name": "good", "url": good.url()},
+            {"type": "webhook", "name": "bad", "url": bad.url(), "retries": 10, "backoff_s": 0.5,
+             "max_backoff_s": 1}]))
+        await notifier.start()
+        await notifier.wait_assigned(30)
+        await producer.start()
+        await producer.send_and_wait(topic, cloudevents.dumps(cloudevents.alert_event(alert("TSLA"))), key=b"fp")
+        await good.wait_requests(1, timeout=10)
+        await bad.wait_requests(2, timeout=10)
+        await asyncio.sleep(0.6)  # commit ticks pass: none may pass the record ``bad`` still owes
+        await crash(notifier)
+
+        bad.script = [200]
+        since_bad = len(bad.requests)
+        notifier = Notifier(settings, refresh_s=0.2, tick_s=0.05, commit_s=0.2)
+        await notifier.start()
+        await notifier.wait_assigned(30)
+        await bad.wait_requests(since_bad + 1, timeout=15)
+        assert await wait_until(lambda: lane_stat(notifier, "desk/good", "skipped") == 1, 5)
+        assert notifier.consumed == 1  # the record was routed again
+
+        await producer.send_and_wait(topic, cloudevents.dumps(cloudevents.alert_event(alert("TSLA", "resolved"))),
+                                     key=b"fp")
+        await good.wait_requests(2, timeout=10)
+        await bad.wait_requests(since_bad + 2, timeout=10)
+        await asyncio.sleep(1.5)  # > group_interval: a repeat would be here by now
+        assert types_answered_ok(good, 0) == ["firing", "resolved"]
+        assert types_answered_ok(bad, since_bad) == ["firing", "resolved"]
+    finally:
+        await producer.stop()
+        await notifier.stop()
+        await clear_keys(r, settings.redis_prefix)
+        await good.stop()
+        await bad.stop()

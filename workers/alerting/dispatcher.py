@@ -6,21 +6,32 @@ on each receiver's queue, and when a queue is full (a receiver that is down or s
 oldest notification is dropped and counted. So a receiver that sleeps, times out or retries only
 delays its own lane. A receiver whose config changed gets a new lane; the old one finishes its
 backlog and stops. ``retain`` ends lanes of routes/receivers that no longer exist.
+
+Every notification a lane takes ends one way, and only then are the holds it took on the
+notification's sources (consumed records, ``workers.alerting.offsets``) released, so the record
+can be committed: delivered (then noted in the ``ledger``), skipped because the ``ledger`` says
+the lane already had it, or given up and handed to ``on_undelivered`` (the notifier's
+failed-deliveries topic) -- a sink's own retries end in ``DeliveryFailed`` after it dead-lettered
+the notification itself. A lane cancelled mid-way (shutdown past the drain time, a crash) releases
+nothing: its notifications stay uncommitted and are routed again after a restart.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Awaitable, Callable, Iterable
 
 from workers.alerting.model import NotificationGroup
-from workers.alerting.sinks.base import Sink
+from workers.alerting.sinks.base import DeliveryFailed, Sink
+from workers.retry import until_available
 
 log = logging.getLogger("babelwatch.alerting.dispatcher")
 
 _STOP = object()
 SinkFactory = Callable[[object], Sink]
+# (lane key, receiver, notification, error): record a notification given up on
+OnUndelivered = Callable[[str, object, NotificationGroup, str], Awaitable[None]]
 
 
 @dataclass
@@ -28,6 +39,7 @@ class LaneStats:
     sent: int = 0
     failed: int = 0
     dropped: int = 0
+    skipped: int = 0  # the ledger says this lane had it already
 
 
 @dataclass
@@ -44,12 +56,16 @@ def lane_key(route_id: str, receiver_name: str) -> str:
 
 
 class Dispatcher:
-    def __init__(self, sink_factory: SinkFactory, queue_size: int = 256, send_timeout_s: float | None = None) -> None:
+    def __init__(self, sink_factory: SinkFactory, queue_size: int = 256, send_timeout_s: float | None = None, *,
+                 ledger=None, on_undelivered: OnUndelivered | None = None) -> None:
         self.sink_factory = sink_factory
         self.queue_size = queue_size
         self.send_timeout_s = send_timeout_s
+        self.ledger = ledger  # a workers.alerting.ledger.DeliveryLedger, or None: no redelivery filter
+        self.on_undelivered = on_undelivered
         self.lanes: dict[str, _Lane] = {}
         self._retired: set[asyncio.Task] = set()
+        self._giving_up: set[asyncio.Task] = set()
         self._running = False
 
     async def start(self) -> None:
@@ -61,7 +77,7 @@ class Dispatcher:
         lanes = list(self.lanes.values())
         for lane in lanes:
             self._close(lane)
-        tasks = [t for t in [ln.task for ln in lanes] if t is not None] + list(self._retired)
+        tasks = [t for t in [ln.task for ln in lanes] if t is not None] + list(self._retired) + list(self._giving_up)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
             for t in pending:
@@ -70,6 +86,7 @@ class Dispatcher:
                 await asyncio.gather(*pending, return_exceptions=True)
         self.lanes.clear()
         self._retired.clear()
+        self._giving_up.clear()
 
     def submit(self, groups: NotificationGroup | Iterable[NotificationGroup]) -> None:
         """Queue for every receiver of each group; never waits."""
@@ -80,13 +97,16 @@ class Dispatcher:
                 lane = self._lane(group.route_id, receiver)
                 if lane.queue.qsize() >= self.queue_size:
                     try:
-                        lane.queue.get_nowait()
+                        oldest = lane.queue.get_nowait()
                         lane.queue.task_done()
                         lane.stats.dropped += 1
                         log.warning("receiver %s is behind: oldest notification dropped", lane.key)
+                        self._give_up_later(lane, oldest, "receiver queue full: dropped")
                     except asyncio.QueueEmpty:
                         pass
+                _hold(group)
                 lane.queue.put_nowait(group)
+            _release(group)  # the holds the router passed on: the lanes have their own now
 
     def retain(self, keys: Iterable[str]) -> None:
         """End the lanes whose key is not in ``keys`` (see :func:`lane_key`)."""
@@ -134,20 +154,7 @@ class Dispatcher:
                 try:
                     if item is _STOP:
                         return
-                    if sink is None:
-                        lane.stats.failed += 1
-                        continue
-                    if self.send_timeout_s is not None:
-                        await asyncio.wait_for(sink.send(item), self.send_timeout_s)
-                    else:
-                        await sink.send(item)
-                    lane.stats.sent += 1
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:
-                    lane.stats.failed += 1
-                    log.warning("receiver %s: notification %s failed: %s", lane.key,
-                                getattr(item, "group_key", "?"), e)
+                    await self._deliver(lane, sink, item)
                 finally:
                     lane.queue.task_done()
         finally:
@@ -156,3 +163,60 @@ class Dispatcher:
                     await sink.stop()
                 except Exception:
                     log.exception("receiver %s: sink stop failed", lane.key)
+
+    async def _deliver(self, lane: _Lane, sink: Sink | None, group: NotificationGroup) -> None:
+        """One notification to one lane, ended as the module doc says; then its holds go."""
+        try:
+            if sink is None:
+                raise RuntimeError("sink could not start")
+            todo = group
+            if self.ledger is not None:
+                todo = await until_available(lambda: self.ledger.filter(lane.key, group), f"receiver {lane.key}")
+                if todo is None:
+                    lane.stats.skipped += 1
+                    log.info("receiver %s: notification %s already delivered; skipped", lane.key, group.group_key)
+                    return _release(group)
+            if self.send_timeout_s is not None:
+                await asyncio.wait_for(sink.send(todo), self.send_timeout_s)
+            else:
+                await sink.send(todo)
+            lane.stats.sent += 1
+        except asyncio.CancelledError:
+            raise
+        except DeliveryFailed as e:  # the sink dead-lettered it already
+            lane.stats.failed += 1
+            log.warning("receiver %s: notification %s failed: %s", lane.key, group.group_key, e)
+            return _release(group)
+        except Exception as e:
+            lane.stats.failed += 1
+            log.warning("receiver %s: notification %s failed: %s", lane.key, group.group_key, e)
+            return await self._give_up(lane, group, f"{type(e).__name__}: {e}")
+        if self.ledger is not None:
+            try:
+                await until_available(lambda: self.ledger.record(lane.key, todo), f"receiver {lane.key}")
+            except Exception:  # noqa: BLE001 - delivered all the same; a redelivery may repeat it
+                log.exception("receiver %s: could not record the delivery of %s", lane.key, group.group_key)
+        _release(group)
+
+    async def _give_up(self, lane: _Lane, group: NotificationGroup, error: str) -> None:
+        if self.on_undelivered is not None:
+            try:
+                await self.on_undelivered(lane.key, lane.receiver, group, error)
+            except Exception:  # noqa: BLE001
+                log.exception("receiver %s: could not record the undelivered %s", lane.key, group.group_key)
+        _release(group)
+
+    def _give_up_later(self, lane: _Lane, group: NotificationGroup, error: str) -> None:
+        task = asyncio.create_task(self._give_up(lane, group, error), name=f"alert-give-up:{lane.key}")
+        self._giving_up.add(task)
+        task.add_done_callback(self._giving_up.discard)
+
+
+def _hold(group: NotificationGroup) -> None:
+    for src in group.sources:
+        src.hold()
+
+
+def _release(group: NotificationGroup) -> None:
+    for src in group.sources:
+        src.release()

@@ -392,6 +392,15 @@ class NotificationGroup(BaseModel):
     alerts: list[AlertInstance]
     created_at: float
     repeat_interval: float = 4 * 3600.0
+    # delivery bookkeeping, never sent: the consumed records this notification reports (each with
+    # its alert event id and a hold, see workers.alerting.offsets) and the resolved alerts in it
+    # whose firing notification the router did not see (the lane decides, workers.alerting.ledger)
+    sources: list[Any] = Field(default_factory=list, exclude=True, repr=False)
+    unconfirmed: list[str] = Field(default_factory=list, exclude=True)
+
+    @property
+    def event_ids(self) -> list[str]:
+        return sorted({s.event_id for s in self.sources if s.event_id})
 
     @property
     def id(self) -> str:

@@ -15,11 +15,23 @@ State is in process memory: run one router (the notifier) per deployment, fed th
 notifications (e.g. by consuming the alerts topic). It learns about an alert only through those
 notifications, so a route created while an alert fires picks it up at the lifecycle's next repeat
 (or call ``ingest(await state_store.active())`` after a route change).
+
+Delivery tracking (the notifier's): ``ingest`` may be given one *source* per alert (a
+``workers.alerting.offsets.Pending``: the consumed record, its event id and a hold count). The
+router holds a source while the alert waits in a group; at the group's flush the sources of the
+alerts the notification lists travel with it (``NotificationGroup.sources``, the hold passes on)
+and the others are released: nothing is left to deliver for them.
+
+A router that forgot its groups (a restarted notifier) cannot tell whether it notified an alert
+that now resolves. With ``resolve_unconfirmed`` such a resolved alert is sent anyway, marked in
+``NotificationGroup.unconfirmed``, and each receiver lane keeps it only if it was told the alert
+fires (``workers.alerting.ledger``); without it (the default) it is dropped as before.
 """
 from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -40,6 +52,21 @@ class _Group:
     alerts: dict[str, AlertInstance] = field(default_factory=dict)
     notified_firing: frozenset[str] = frozenset()
     last_sent: float | None = None
+    sources: dict[str, list] = field(default_factory=dict)  # fingerprint -> held sources
+    unconfirmed: set[str] = field(default_factory=set)
+
+    def release_sources(self, keep: Iterable[str] = ()) -> list:
+        """Release the held sources except those of ``keep`` (fingerprints), which are returned."""
+        kept = set(keep)
+        out = []
+        for fp, srcs in self.sources.items():
+            if fp in kept:
+                out += srcs
+            else:
+                for src in srcs:
+                    src.release()
+        self.sources = {}
+        return out
 
 
 def group_key(route: Route, group_labels: dict[str, str]) -> str:
@@ -60,8 +87,10 @@ class Router:
         config_store=None,
         refresh_s: float = 5.0,
         tick_s: float = 0.5,
+        resolve_unconfirmed: bool = False,
     ) -> None:
         self.clock = clock
+        self.resolve_unconfirmed = resolve_unconfirmed
         self.on_groups = on_groups
         self.config_store = config_store
         self.refresh_s = refresh_s
@@ -82,6 +111,7 @@ class Router:
             r = new.get(g.route.id)
             if r is None or r.group_by != g.route.group_by:
                 del self.groups[key]  # route gone, or grouping changed: its groups start over
+                g.release_sources()
             else:
                 g.route = r
         self.routes = new
@@ -108,10 +138,12 @@ class Router:
 
     # ---------------------------------------------------------------------------------- grouping
 
-    def ingest(self, alerts: Iterable[AlertInstance], now: float | None = None) -> None:
-        """Take firing/resolved alerts (lifecycle notifications) into their routes' groups."""
+    def ingest(self, alerts: Iterable[AlertInstance], now: float | None = None,
+               sources: Sequence | None = None) -> None:
+        """Take firing/resolved alerts (lifecycle notifications) into their routes' groups;
+        ``sources[i]`` (optional) is held while ``alerts[i]`` waits in a group (module doc)."""
         now = self.clock() if now is None else now
-        for a in alerts:
+        for a, src in zip(alerts, sources if sources is not None else itertools.repeat(None)):
             if a.state not in ("firing", "resolved"):
                 continue
             fp = a.fingerprint
@@ -121,14 +153,20 @@ class Router:
                 labels = route.group_labels(a.labels)
                 key = group_key(route, labels)
                 g = self.groups.get(key)
+                unknown = a.state == "resolved" and (g is None or (fp not in g.alerts and fp not in g.notified_firing))
+                if unknown and not (self.resolve_unconfirmed and route.send_resolved):
+                    continue  # nothing was said about it here: nothing to resolve
                 if g is None:
-                    if a.state != "firing":
-                        continue  # nothing was said about it here: nothing to resolve
                     g = self.groups[key] = _Group(route, key, labels, next_flush=now + route.group_wait)
                     self._wake.set()
-                elif a.state == "resolved" and fp not in g.alerts and fp not in g.notified_firing:
-                    continue
+                if unknown:
+                    g.unconfirmed.add(fp)
+                elif a.state == "firing":
+                    g.unconfirmed.discard(fp)
                 g.alerts[fp] = a
+                if src is not None:
+                    src.hold()
+                    g.sources.setdefault(fp, []).append(src)
 
     def next_flush_at(self) -> float | None:
         return min((g.next_flush for g in self.groups.values()), default=None)
@@ -143,19 +181,24 @@ class Router:
             route = g.route
             live = [a for a in g.alerts.values() if not self.silenced_by(a.labels, now)]
             firing = [a for a in live if a.state == "firing"]
-            resolved = [a for a in live if a.state == "resolved" and a.fingerprint in g.notified_firing] \
+            resolved = [a for a in live if a.state == "resolved"
+                        and (a.fingerprint in g.notified_firing or a.fingerprint in g.unconfirmed)] \
                 if route.send_resolved else []
             firing_fps = frozenset(a.fingerprint for a in firing)
             changed = bool(firing_fps - g.notified_firing) or bool(resolved)
             repeat = bool(firing) and g.last_sent is not None and now - g.last_sent >= route.repeat_interval
             if (changed or repeat) and (firing or resolved):
+                listed = [a.fingerprint for a in firing + resolved]
                 out.append(NotificationGroup(
                     group_key=key, route_id=route.id, receivers=route.receivers, group_labels=g.labels,
                     status="firing" if firing else "resolved", alerts=firing + resolved, created_at=now,
-                    repeat_interval=route.repeat_interval,
+                    repeat_interval=route.repeat_interval, sources=g.release_sources(keep=listed),
+                    unconfirmed=sorted(a.fingerprint for a in resolved if a.fingerprint not in g.notified_firing),
                 ))
                 g.last_sent = now
                 g.notified_firing = firing_fps
+            g.release_sources()  # what this flush did not list has nothing left to deliver
+            g.unconfirmed.clear()
             for fp in [fp for fp, a in g.alerts.items() if a.state == "resolved"]:
                 del g.alerts[fp]
             g.notified_firing = g.notified_firing & frozenset(g.alerts)
