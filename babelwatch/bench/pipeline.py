@@ -560,8 +560,10 @@ def report(results: list[PhaseResult], lat: LatencyResult | None, settings, load
             f"p99 {lat.pct(99, lat.worker_ms):.1f} ms"
         )
         lines.append(
-            "  (Tansu answers an empty fetch only after the consumer's fetch_max_wait, 1500 ms in faust,\n"
-            "   even when records arrive meanwhile: an idle-ish worker sees new events late; bench/RESULTS.md)"
+            f"  (Tansu answers an empty fetch only after the consumer's fetch_max_wait, here "
+            f"{settings.consumer_fetch_max_wait_ms} ms\n"
+            "   (BABELWATCH_CONSUMER_FETCH_MAX_WAIT_MS; Faust's own 1500 ms gave p50 ~1.3 s), even when records "
+            "arrive meanwhile; bench/RESULTS.md)"
         )
     lines += ["", "CPU per event (µs), measured from /proc over each phase's timed interval:",
               f"{'phase':<34}{'worker':>9}{'broker':>9}{'triton':>9}{'redis':>9}{'bench':>9}{'total':>9}"]
