@@ -143,10 +143,11 @@ class CpuMeter:
         self.stack = stack
         self.redis_pid = redis_pid
 
-    def snapshot(self, worker_pid: int | None = None) -> dict[str, float]:
+    def snapshot(self, worker_pid: int | Sequence[int] | None = None) -> dict[str, float]:
         triton = self.stack.triton.process.pid if self.stack.triton and self.stack.triton.process else None
+        pids = [worker_pid] if isinstance(worker_pid, int) else list(worker_pid or ())
         return {
-            "worker": proc_cpu(worker_pid) if worker_pid else 0.0,
+            "worker": sum(proc_cpu(p) for p in pids),
             "broker": proc_cpu(self.stack.broker.process.pid),
             "triton": group_cpu(triton),
             "redis": proc_cpu(self.redis_pid),
@@ -468,6 +469,39 @@ class Bench:
         log.info("phase %s: %d events in %.2fs = %.0f events/s (%s)", label, n, took, n / took, note)
         return PhaseResult(label, n, took, cpu, note)
 
+    async def scaled(self, phase: str, label: str, model: str, n: int, workers: int) -> PhaseResult:
+        """Like ``pipeline`` with ``workers`` worker processes in one consumer group.
+
+        The events are produced only once every worker has joined: a worker that joins first
+        would otherwise drain part of the topic alone while the others are still starting, and
+        the timed interval would measure that. So the clock starts at the first produce.
+        """
+        log.info("phase %s: %d workers with model %r, %d events", label, workers, model, n)
+        names = self.topics(phase)
+        self.create_topics(names)
+        payloads, ids = make_events(self.templates, n, phase)
+        watcher = await OutputWatcher(self.stack.bootstrap, names["scored"], names["dead"]).start()
+        procs = [self.new_worker(self.worker_env(phase, model, names), name=f"worker-{phase}-{i}")
+                 for i in range(workers)]
+        try:
+            for w in procs:  # one after the other: each start() waits for its own assignment
+                await asyncio.to_thread(w.start)
+            await asyncio.sleep(2.0)  # the first workers' rebalance after the last join
+            pids = [w.process.pid for w in procs]
+            c0 = self.cpu.snapshot(pids)
+            t0 = time.monotonic()
+            await produce_all(self.stack.bootstrap, names["events"], payloads)
+            await watcher.wait_for(ids, _AnyDead(procs), f"phase {label}")
+            cpu = CpuMeter.diff(c0, self.cpu.snapshot(pids))
+            t1 = watcher.last_at
+        finally:
+            await watcher.stop()
+            for w in procs:
+                await asyncio.to_thread(w.stop)
+        note = f"{workers} workers, clock from the first produce; dup {watcher.duplicates}"
+        log.info("phase %s: %d events in %.2fs = %.0f events/s (%s)", label, n, t1 - t0, n / (t1 - t0), note)
+        return PhaseResult(label, n, t1 - t0, cpu, note)
+
     async def latency(self, rate: float, n: int, warmup: int = 64) -> LatencyResult:
         from aiokafka import AIOKafkaProducer
 
@@ -505,6 +539,20 @@ class Bench:
             await asyncio.to_thread(worker.stop)
         order = sorted(ids)  # ids are numbered in send order
         return LatencyResult(n, rate, [watcher.latency_ms[i] for i in order], [watcher.worker_ms[i] for i in order])
+
+
+class _AnyDead:
+    """Several workers seen as one by ``OutputWatcher.wait_for``: dead when any of them is."""
+
+    def __init__(self, workers) -> None:
+        self.workers = workers
+
+    @property
+    def alive(self) -> bool:
+        return all(w.alive for w in self.workers)
+
+    def log_tail(self, n: int) -> str:
+        return "\n".join(f"--- worker {i}\n{w.log_tail(n)}" for i, w in enumerate(self.workers))
 
 
 # -------------------------------------------------------------------------------------- report
@@ -548,6 +596,9 @@ def report(results: list[PhaseResult], lat: LatencyResult | None, settings, load
     by = {r.name[:3]: r for r in results}
     if "(b)" in by:
         lines.append(f"ratio (b)/(a) = {by['(b)'].rate / base:.3f}")
+    if "(b2" in by:
+        lines.append(f"ratio (b2)/(a) = {by['(b2'].rate / base:.3f}"
+                     + (f"; 2 workers vs 1: x{by['(b2'].rate / by['(b)'].rate:.2f}" if "(b)" in by else ""))
     if "(c)" in by:
         lines.append(f"ratio (c)/(a) = {by['(c)'].rate / base:.3f}")
     if lat is not None:
@@ -611,6 +662,7 @@ def _cleanup_redis(url: str, prefix: str) -> None:
 async def _phases(bench: Bench, n_events: int, n_real: int) -> tuple[list[PhaseResult], LatencyResult]:
     results = [await bench.raw(n_events)]
     results.append(await bench.pipeline("cheap", "(b) pipeline, model cheap", "cheap", n_events))
+    results.append(await bench.scaled("cheap2", "(b2) 2 workers, model cheap", "cheap", n_events, workers=2))
     results.append(await bench.pipeline("fusion", "(c) pipeline, model fusion", "fusion", n_real))
     rate = 0.5 * results[1].rate
     n_lat = int(min(4000, max(500, rate * 4)))  # at least 500 events, about 4 s of pacing
