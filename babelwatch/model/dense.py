@@ -13,8 +13,8 @@ and returns the same ``probs`` [batch, 3] and ``gates`` [batch, 2]. A placeholde
 features are multiplied by has_image = 0, so the fusion still takes its learned "no image" vector:
 outputs equal the packed graph's (checked by ``export_dense``, max |diff| within 1e-4).
 
-``pad_to_bucket`` rounds the sequence length up to a few fixed sizes: requests whose lengths fall in
-the same bucket have equal shapes, which is what lets Triton's dynamic batcher merge them.
+The numpy side of that layout (packed feeds -> dense feeds, length buckets) is in
+``dense_layout``, which the Triton preprocessing step imports without torch.
 """
 from __future__ import annotations
 
@@ -24,27 +24,23 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from babelwatch.model.dense_layout import SEQ_BUCKETS, dense_feeds, pad_to_bucket
+from babelwatch.model.export import DYNAMIC_AXES
 from babelwatch.model.fusion import FusionModel
 from babelwatch.model.preprocess import INPUT_NAMES, OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
 
 DENSE_FILE = "model_dense.onnx"
-DENSE_DYNAMIC_AXES = {
-    "input_ids": {0: "batch", 1: "seq"},
-    "attention_mask": {0: "batch", 1: "seq"},
-    "pixel_values": {0: "batch"},
-    "has_image": {0: "batch"},
-    "probs": {0: "batch"},
-    "gates": {0: "batch"},
-}
-SEQ_BUCKETS = (16, 32, 64, 128)
+# bump when the dense graph's definition changes: cached exports of another format are redone
+DENSE_FORMAT = 1
+# as the packed graph's, except that images follow the batch (one slot per row)
+DENSE_DYNAMIC_AXES = {**DYNAMIC_AXES, "pixel_values": {0: "batch"}}
 
 
 class DenseFusionModel(nn.Module):
@@ -64,40 +60,6 @@ class DenseFusionModel(nn.Module):
         image_emb = self.image_encoder(pixel_values) * has_image.to(text_emb.dtype).unsqueeze(-1)
         logits, gates = self.fusion(text_emb, image_emb, has_image, has_text, return_gates=True)
         return torch.softmax(logits, dim=-1), gates
-
-
-def dense_feeds(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Packed feeds (``Preprocessor`` output) -> dense feeds: one image slot per row, int32 ids."""
-    has_image = feeds["has_image"]
-    packed = feeds["pixel_values"]
-    rows = np.flatnonzero(has_image > 0.5)
-    if len(rows) != len(packed):
-        raise ValueError(f"{len(packed)} packed images for {len(rows)} rows with has_image")
-    pixels = np.zeros((len(has_image), *packed.shape[1:]), dtype=np.float32)
-    pixels[rows] = packed
-    return {"input_ids": feeds["input_ids"].astype(np.int32), "attention_mask": feeds["attention_mask"].astype(np.int32),
-            "pixel_values": pixels, "has_image": has_image.astype(np.float32)}
-
-
-def bucket_length(n: int, buckets: Sequence[int] = SEQ_BUCKETS) -> int:
-    """The smallest bucket >= n (n beyond the largest bucket keeps its own length)."""
-    for b in buckets:
-        if n <= b:
-            return b
-    return n
-
-
-def pad_to_bucket(ids: np.ndarray, mask: np.ndarray, pad_id: int,
-                  buckets: Sequence[int] = SEQ_BUCKETS) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad [B, T] ids/mask to the bucket of the longest used length (mask zeros are padding)."""
-    used = int(mask.sum(axis=1).max()) if mask.size else 0
-    t = bucket_length(max(used, 1), buckets)
-    ids, mask = ids[:, :max(used, 1)], mask[:, :max(used, 1)]
-    if ids.shape[1] < t:
-        pad = t - ids.shape[1]
-        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=pad_id)
-        mask = np.pad(mask, ((0, 0), (0, pad)), constant_values=0)
-    return ids, mask
 
 
 def load_packed_model(artifact_dir: Path) -> FusionModel:
@@ -151,7 +113,7 @@ def export_dense(artifact_dir: Path, out_dir: Path, opset: int = 17, atol: float
             got = dense.run(["probs"], feeds)[0]
             worst = max(worst, float(np.abs(got - ref).max()))
             rows += len(ref)
-        report = {"artifact": str(artifact_dir), "rows": rows, "max_abs_diff_probs_vs_packed": worst,
+        report = {"format": DENSE_FORMAT, "artifact": str(artifact_dir), "rows": rows, "max_abs_diff_probs_vs_packed": worst,
                   "atol": atol, "export_seconds": round(export_s, 1), "opset": opset,
                   "inputs": {"input_ids": "INT32 [batch, seq]", "attention_mask": "INT32 [batch, seq]",
                              "pixel_values": "FP32 [batch, 3, H, W]", "has_image": "FP32 [batch]"},
@@ -192,18 +154,3 @@ def demo_texts() -> list[str]:
     from babelwatch.demo import sample_objects
 
     return [ev["text"] for ev in sample_objects() if isinstance(ev.get("text"), str) and ev["text"]]
-
-
-def per_request_feeds(feeds: dict[str, np.ndarray], sizes: Sequence[int], pad_id: int,
-                      buckets: Sequence[int] = SEQ_BUCKETS) -> list[dict[str, np.ndarray]]:
-    """Split one preprocessed batch (packed feeds) into the dense feeds of each request, each padded
-    to its own length bucket: a request's rows keep their values, only the padding differs."""
-    dense = dense_feeds(feeds)
-    out, start = [], 0
-    for n in sizes:
-        end = start + n
-        ids, mask = pad_to_bucket(dense["input_ids"][start:end], dense["attention_mask"][start:end], pad_id, buckets)
-        out.append({"input_ids": ids, "attention_mask": mask, "pixel_values": dense["pixel_values"][start:end],
-                    "has_image": dense["has_image"][start:end]})
-        start = end
-    return out

@@ -23,17 +23,24 @@ MODELS = HERE.parent / "models"
 def export(artifact: Path | None = None, force: bool = False) -> Path:
     """The dense export for ``artifact`` (cached by artifact name), linked into fusion_engine/1/dense."""
     from babelwatch.model.build import model_cache_root
-    from babelwatch.model.dense import DENSE_FILE, export_dense
+    from babelwatch.model.dense import DENSE_FILE, DENSE_FORMAT, export_dense
     from babelwatch.model_build import link_dir
 
     artifact = (artifact or MODELS / "fusion" / "1" / "artifact").resolve()
     if not (artifact / "model.onnx").is_file():
         raise FileNotFoundError(f"no built model at {artifact}: run `babelwatch model build` first")
     out = model_cache_root() / f"dense-{artifact.name}"
-    if force or not (out / "dense.json").is_file() or not (out / DENSE_FILE).is_file():
+    if force or not (out / DENSE_FILE).is_file() or _format(out) != DENSE_FORMAT:
         export_dense(artifact, out)
     link_dir(out, MODELS / "fusion_engine" / "1" / "dense")
     return out
+
+
+def _format(out: Path) -> int | None:
+    try:
+        return json.loads((out / "dense.json").read_text()).get("format")
+    except (OSError, ValueError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

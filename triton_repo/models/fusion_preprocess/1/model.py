@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class TritonPythonModel:
     def initialize(self, args):
         from babelwatch.model import serving
-        from babelwatch.model.dense import per_request_feeds
+        from babelwatch.model.dense_layout import per_request_feeds
         from babelwatch.model.preprocess import Preprocessor
 
         self.serving = serving
