@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator, model_validator
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 Label = Literal["negative", "neutral", "positive"]
@@ -30,6 +30,7 @@ class Limits(BaseModel):
     max_text_chars: int = 10_000
     max_image_bytes: int = 1_000_000
     max_meta_keys: int = 50
+    fetch_image_urls: bool = False  # an image_url counts as content (it will be fetched)
 
 
 class Event(BaseModel):
@@ -118,10 +119,14 @@ class Event(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _has_content(self) -> "Event":
-        if not self.text.strip() and self.image_b64 is None:
-            raise ValueError("event has neither text nor image")
-        return self
+    def _has_content(self, info: ValidationInfo) -> "Event":
+        if self.text.strip() or self.image_b64 is not None:
+            return self
+        limits: Limits = (info.context or {}).get("limits") or Limits()
+        if self.image_url and limits.fetch_image_urls:
+            return self  # its image is fetched; if that fails, the event is dead-lettered
+        raise ValueError("event has neither text nor image" + (
+            " (image_url is not fetched: fetching is disabled)" if self.image_url else ""))
 
     def image_bytes(self) -> bytes | None:
         return base64.b64decode(self.image_b64) if self.image_b64 is not None else None
@@ -139,6 +144,8 @@ class Scored(BaseModel):
     probabilities: dict[str, float]
     sentiment: float = Field(description="p(positive) - p(negative), in [-1, 1]")
     modalities: list[str]
+    image_error: str | None = Field(None, description="why the event's image_url was not used (fetch failed, "
+                                    "undecodable); the event was scored on its text")
     model: str
     ts: float
     scored_at: float
@@ -147,7 +154,8 @@ class Scored(BaseModel):
 class DeadLetter(BaseModel):
     """An input that could not be processed, with a machine-readable reason and the raw payload."""
 
-    reason: Literal["not_json", "not_object", "invalid_event", "too_large", "invalid_image", "scoring_failed"]
+    reason: Literal["not_json", "not_object", "invalid_event", "too_large", "invalid_image", "scoring_failed",
+                    "image_fetch_failed"]
     errors: list[dict[str, Any]] = Field(default_factory=list)
     raw: str = Field(description="the payload as received (utf-8, invalid bytes replaced)")
     event_id: str | None = None

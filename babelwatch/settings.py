@@ -69,7 +69,17 @@ class Settings(BaseSettings):
     max_event_bytes: int = 2_000_000
     max_text_chars: int = 10_000
     max_image_bytes: int = 1_000_000
-    fetch_image_urls: bool = False
+    fetch_image_urls: bool = Field(False, description="fetch events' image_url (workers/images.py); off: kept, "
+                                   "not fetched, and an event needs text or image_b64")
+    image_fetch_timeout_s: float = Field(2.0, gt=0, description="longest a batch waits for its images; a URL "
+                                         "not fetched by then is scored without its image")
+    image_fetch_concurrency: int = Field(16, ge=1, le=256, description="image URLs fetched at once")
+    image_fetch_allow_private: bool = Field(
+        False, description="let image URLs reach private and loopback addresses (local dev, tests)"
+    )
+    image_fetch_allowed_networks: str = Field(
+        "", description="comma-separated CIDRs image URLs may reach even though private, e.g. 10.0.7.0/24"
+    )
 
     # --- HTTP API ------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"

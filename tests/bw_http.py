@@ -2,7 +2,9 @@
 
 It records every request (method, path, headers, body, time) and answers according to a script:
 a list of behaviours consumed one per request (the last one repeats): an int status, ``"hang"``
-(wait until released or 5 s), or ``("redirect", url[, status])``.
+(wait until released or 5 s), ``("redirect", url[, status])``, or ``("body", bytes, content_type)``
+/ ``("chunked", bytes, content_type)`` (served with Content-Length / chunked in 64 KiB pieces, with
+no length declared).
 """
 from __future__ import annotations
 
@@ -54,6 +56,20 @@ class LocalReceiver:
         if isinstance(behaviour, tuple) and behaviour[0] == "redirect":
             status = behaviour[2] if len(behaviour) > 2 else 307
             return web.Response(status=status, headers={"Location": behaviour[1]})
+        if isinstance(behaviour, tuple) and behaviour[0] == "body":
+            return web.Response(body=behaviour[1], content_type=behaviour[2])
+        if isinstance(behaviour, tuple) and behaviour[0] == "chunked":
+            resp = web.StreamResponse(headers={"Content-Type": behaviour[2]})
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            data = behaviour[1]
+            try:
+                for i in range(0, len(data), 65536):
+                    await resp.write(data[i:i + 65536])
+                await resp.write_eof()
+            except ConnectionError:  # the client stopped reading
+                pass
+            return resp
         if self.check is not None:
             try:
                 self.check(body)

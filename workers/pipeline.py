@@ -1,7 +1,9 @@
 """One micro-batch through the whole flow: raw -> event -> language -> score -> window -> detect.
 
 The Faust agent hands over a list of raw records and sends what comes back; everything here is
-testable without Kafka. Costs per batch: one language-ID call, one Triton call, one Redis round trip
+testable without Kafka. Costs per batch: one concurrent round of image fetches (only with
+``BABELWATCH_FETCH_IMAGE_URLS`` and URLs in the batch; bounded by its timeout), one language-ID
+call, one Triton call (plus one only when a fetched image proves undecodable), one Redis round trip
 for the windows, one for the alert lifecycle (every verdict, calm ones too: they resolve alerts;
 plus one to append notifications to the history, only when there are some).
 """
@@ -16,7 +18,8 @@ from babelwatch.schema import ALL_LANGS, DeadLetter, Event, Scored, UNDETERMINED
 from workers.alerting.model import AlertInstance
 from workers.alerts import STAGE_OPEN, AlertEvaluator, WindowVerdict
 from workers.detectors.base import Detector
-from workers.inference import ScoreInput, Scorer
+from workers.images import ImageFetcher
+from workers.inference import ScoreInput, ScoreOutput, Scorer
 from workers.language import LanguageIdentifier
 from workers.validate import EventValidator, Origin
 from workers.windows import ClosedWindowStats, WindowState, WindowStore
@@ -49,8 +52,12 @@ class BatchProcessor:
         detectors: Sequence[Detector],
         alerts: AlertEvaluator,
         max_series: int = 100_000,
+        images: ImageFetcher | None = None,
     ) -> None:
+        if validator.limits.fetch_image_urls and images is None:
+            raise ValueError("the validator accepts events with only an image_url, but no ImageFetcher fetches them")
         self.validator = validator
+        self.images = images  # None: image_url is kept, never fetched
         self.langid = langid
         self.scorer = scorer
         self.windows = windows
@@ -72,17 +79,21 @@ class BatchProcessor:
                 result.dead.append(checked)
         if not events:
             return result
+        images, image_errors = await self._images(events, result)
+        if not events:
+            return result
 
         langs = self._languages([e for e, _ in events])
-        outputs = await self.scorer.score(
-            [ScoreInput(e.text, e.image_bytes(), lang) for (e, _), lang in zip(events, langs)]
-        )
+        inputs = [ScoreInput(e.text, image, lang) for (e, _), image, lang in zip(events, images, langs)]
+        outputs = await self.scorer.score(inputs)
+        outputs = await self._without_bad_fetched_images(events, inputs, outputs, image_errors)
         now = time.time()
         positions = []
-        for (e, rec), lang, out in zip(events, langs, outputs):
+        for (e, rec), lang, out, image_error in zip(events, langs, outputs, image_errors):
             if out.error is not None:  # e.g. an undecodable image: this event only, not the batch
+                loc = "image_b64" if e.image_b64 is not None else "image_url"
                 result.dead.append(self.validator.dead(rec.value, rec.origin, "invalid_image",
-                                                       [{"loc": "image_b64", "msg": out.error}], e.id))
+                                                       [{"loc": loc, "msg": out.error}], e.id))
                 continue
             positions.append(_position(rec.origin))
             p = out.probabilities
@@ -98,6 +109,7 @@ class BatchProcessor:
                     probabilities=p,
                     sentiment=p["positive"] - p["negative"],
                     modalities=out.modalities,
+                    image_error=image_error,
                     model=self.scorer.model_id,
                     ts=e.ts,
                     scored_at=now,
@@ -128,6 +140,52 @@ class BatchProcessor:
                 ))
         result.alerts = await self.alerts.evaluate(verdicts)
         return result
+
+    async def _images(
+        self, events: list[tuple[Event, RawRecord]], result: BatchResult
+    ) -> tuple[list[bytes | None], list[str | None]]:
+        """Per event, its image bytes (inline, or fetched from image_url in one concurrent round) and
+        why a URL's image is missing. Events left with nothing to score are dead-lettered and removed
+        from ``events``."""
+        images = [e.image_bytes() for e, _ in events]
+        errors: list[str | None] = [None] * len(events)
+        wanted = [i for i, (e, _) in enumerate(events) if e.image_url and e.image_b64 is None]
+        if self.images is None or not wanted:
+            return images, errors
+        fetched = await self.images.fetch_all(events[i][0].image_url for i in wanted)
+        for i in wanted:
+            got = fetched[events[i][0].image_url]
+            images[i], errors[i] = got.data, got.error
+        kept: list[tuple[Event, RawRecord]] = []
+        kept_images: list[bytes | None] = []
+        kept_errors: list[str | None] = []
+        for (e, rec), image, error in zip(events, images, errors):
+            if error is not None and not e.text.strip():  # nothing left to score
+                result.dead.append(self.validator.dead(rec.value, rec.origin, "image_fetch_failed",
+                                                       [{"loc": "image_url", "msg": error}], e.id))
+                continue
+            kept.append((e, rec))
+            kept_images.append(image)
+            kept_errors.append(error)
+        events[:] = kept
+        return kept_images, kept_errors
+
+    async def _without_bad_fetched_images(
+        self, events: list[tuple[Event, RawRecord]], inputs: list[ScoreInput], outputs: list[ScoreOutput],
+        image_errors: list[str | None],
+    ) -> list[ScoreOutput]:
+        """A fetched image the model cannot decode costs its event the image, not the event: such
+        events with text are scored again on their text alone (one more call, only then)."""
+        redo = [i for i, ((e, _), x, out) in enumerate(zip(events, inputs, outputs))
+                if out.error is not None and e.image_b64 is None and x.image is not None and e.text.strip()]
+        if not redo:
+            return outputs
+        again = await self.scorer.score([ScoreInput(inputs[i].text, None, inputs[i].lang) for i in redo])
+        outputs = list(outputs)
+        for i, out in zip(redo, again):
+            image_errors[i] = f"invalid_image: {outputs[i].error}"
+            outputs[i] = out
+        return outputs
 
     def _current(self, windows: Sequence[WindowState]) -> list[WindowState]:
         """Per series, the newest window of the batch, unless a newer one was judged before."""

@@ -19,6 +19,7 @@ from workers.detection import ClosedWindowDetection
 from workers.detectors.registry import DetectorConfig
 from workers.outbox import Outbox, alerts_key, closed_windows_key
 from workers.detectors.volume_spike import VolumeSpike
+from workers.images import ImageFetcher
 from workers.inference import TritonScorer
 from workers.language import LinguaIdentifier
 from workers.pipeline import BatchProcessor
@@ -38,6 +39,7 @@ class PipelineRuntime:
         self.lifecycle: AlertLifecycle | None = None
         self.alerts: AlertEvaluator | None = None
         self.scorer: TritonScorer | None = None
+        self.images: ImageFetcher | None = None  # only with fetch_image_urls
         self.processor: BatchProcessor | None = None
         self.outbox: Outbox | None = None  # closed windows
         self.alert_outbox: Outbox | None = None
@@ -60,9 +62,12 @@ class PipelineRuntime:
             on_notify=self._on_sweep,
         )
         self.alerts = AlertEvaluator(self.lifecycle)
+        if s.fetch_image_urls:
+            self.images = await ImageFetcher.from_settings(s).start()
         self.processor = BatchProcessor(
             validator=EventValidator(
-                Limits(max_text_chars=s.max_text_chars, max_image_bytes=s.max_image_bytes), s.max_event_bytes
+                Limits(max_text_chars=s.max_text_chars, max_image_bytes=s.max_image_bytes,
+                       fetch_image_urls=s.fetch_image_urls), s.max_event_bytes
             ),
             langid=langid,
             scorer=self.scorer,
@@ -73,6 +78,7 @@ class PipelineRuntime:
             ),
             detectors=[VolumeSpike(s.spike_threshold, s.spike_min_history, s.spike_min_count)],
             alerts=self.alerts,
+            images=self.images,
         )
         config = DetectorConfig.from_file(s.detectors_config) if s.detectors_config else DetectorConfig()
         self.outbox = Outbox(self.redis, closed_windows_key(s.redis_prefix))
@@ -98,6 +104,9 @@ class PipelineRuntime:
             await self.lifecycle.stop()
         if self.scorer is not None:
             await self.scorer.stop()
+        if self.images is not None:
+            await self.images.stop()
+            self.images = None
         if self.redis is not None:
             await self.redis.aclose()
         self.processor = None
