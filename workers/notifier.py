@@ -264,7 +264,8 @@ class Notifier:
                                     rec.offset)
                         pending.release()
                     elif self._seen_recently(d[0]["id"]):
-                        # its first copy, at a lower offset, still holds the commit back until delivered
+                        # its first copy (at a lower offset, or this one read again after a rebalance:
+                        # OffsetTracker) still holds the commit back until delivered
                         self.duplicates += 1
                         log.info("notifier: dropped a repeated alert event (id %s)", d[0]["id"])
                         pending.release()

@@ -95,3 +95,37 @@ def test_resolved_unknown_to_a_restarted_router_is_sent_as_unconfirmed():
     known.ingest([alert("resolved")], now=2.0)
     [group] = known.flush(now=6.0)
     assert group.status == "resolved" and group.unconfirmed == []
+
+
+def test_revoke_commits_the_done_prefix_and_a_record_read_again_waits_for_its_first_copy():
+    """What the notifier's revoke handler does (commit what is committable, then forget), and a
+    record still in flight then read again when the partition comes back: dropped at once as a
+    repeat, it must not let the commit pass while its first copy is still being delivered."""
+    t = OffsetTracker()
+    done, owed = t.add(TP, 0, "e0"), t.add(TP, 1, "e1")
+    done.release()
+    assert t.committable() == {TP: 1}  # the revoke handler commits this ...
+    t.committed({TP: 1})
+    t.forget([TP])  # ... and forgets the partition
+    assert t.committable() == {} and t.outstanding() == 0
+
+    again = t.add(TP, 1, "e1")  # assigned back: read from the committed offset
+    again.release()  # a repeated id: nothing routed for it
+    assert not again.done and t.committable() == {}  # the first copy still owes a delivery
+    later = t.add(TP, 2, "e2")
+    later.release()
+    assert t.committable() == {}
+    owed.release()  # the first copy's delivery ended (delivered, or given up to the failed topic)
+    assert again.done and t.committable() == {TP: 3}
+
+
+def test_a_record_finished_while_its_partition_was_away_does_not_wait_when_read_again():
+    t = OffsetTracker()
+    owed = t.add(TP, 4)
+    t.forget([TP])
+    owed.release()
+    t.forget([TP2])  # another revoke: finished leftovers are let go
+    t.forget([TP])
+    assert t._orphans[TP] == {}
+    t.add(TP, 4).release()
+    assert t.committable() == {TP: 5}

@@ -143,18 +143,20 @@ class Dispatcher:
 
     async def _run(self, lane: _Lane) -> None:
         sink: Sink | None = None
+        start_error = ""  # why the sink could not start: every notification of the lane is given up
         try:
             sink = self.sink_factory(lane.receiver)
             await sink.start()
-        except Exception:
+        except Exception as e:
             log.exception("receiver %s: sink could not start", lane.key)
+            start_error = f"{type(e).__name__}: {e}"
         try:
             while True:
                 item = await lane.queue.get()
                 try:
                     if item is _STOP:
                         return
-                    await self._deliver(lane, sink, item)
+                    await self._deliver(lane, None if start_error else sink, item, start_error)
                 finally:
                     lane.queue.task_done()
         finally:
@@ -164,11 +166,11 @@ class Dispatcher:
                 except Exception:
                     log.exception("receiver %s: sink stop failed", lane.key)
 
-    async def _deliver(self, lane: _Lane, sink: Sink | None, group: NotificationGroup) -> None:
+    async def _deliver(self, lane: _Lane, sink: Sink | None, group: NotificationGroup, start_error: str = "") -> None:
         """One notification to one lane, ended as the module doc says; then its holds go."""
         try:
             if sink is None:
-                raise RuntimeError("sink could not start")
+                raise RuntimeError(f"sink could not start: {start_error}")
             todo = group
             if self.ledger is not None:
                 todo = await until_available(lambda: self.ledger.filter(lane.key, group), f"receiver {lane.key}")

@@ -8,6 +8,11 @@ hold (the one it starts with) is released once routing is over. At zero holds th
 
 :class:`OffsetTracker` answers the commit question per partition: the highest offset at or below
 which every record is done; Kafka's commit is that offset + 1 (the next record to read).
+
+A partition taken away (rebalance) is forgotten, but its records still in flight are not: when the
+partition comes back and such a record is consumed again (from the committed offset), the new copy
+is done only once the first copy's deliveries have ended too. The notifier drops the new copy as a
+repeat of an id it routed, so without this its commit would pass a record still being delivered.
 """
 from __future__ import annotations
 
@@ -17,15 +22,16 @@ from typing import Hashable, Iterable
 class Pending:
     """One consumed record's outstanding work (a hold count); done at zero holds."""
 
-    __slots__ = ("event_id", "_holds")
+    __slots__ = ("event_id", "_holds", "after")
 
-    def __init__(self, event_id: str = "") -> None:
+    def __init__(self, event_id: str = "", after: "Pending | None" = None) -> None:
         self.event_id = event_id
         self._holds = 1
+        self.after = after  # an earlier copy of the same record (consumed before a rebalance)
 
     @property
     def done(self) -> bool:
-        return self._holds <= 0
+        return self._holds <= 0 and (self.after is None or self.after.done)
 
     def hold(self) -> None:
         self._holds += 1
@@ -42,10 +48,12 @@ class OffsetTracker:
         self._open: dict[Hashable, dict[int, Pending]] = {}
         self._next: dict[Hashable, int] = {}  # commit offset reached, not yet handed out
         self._committed: dict[Hashable, int] = {}
+        # per forgotten partition, offset -> Pending of records still in flight when it was forgotten
+        self._orphans: dict[Hashable, dict[int, Pending]] = {}
 
     def add(self, tp: Hashable, offset: int, event_id: str = "") -> Pending:
         """Register a consumed record; it starts with one hold (the consumer's)."""
-        p = Pending(event_id)
+        p = Pending(event_id, after=self._orphans.get(tp, {}).pop(offset, None))
         self._open.setdefault(tp, {})[offset] = p
         return p
 
@@ -69,9 +77,13 @@ class OffsetTracker:
         self._committed.update(offsets)
 
     def forget(self, tps: Iterable[Hashable]) -> None:
-        """Partitions taken away: their records' late completions no longer count here."""
+        """Partitions taken away: no longer committable here; records still in flight are kept
+        aside, and hold back the same record if it is consumed again (module doc)."""
         for tp in tps:
-            self._open.pop(tp, None)
+            orphans = self._orphans.setdefault(tp, {})
+            orphans.update((off, p) for off, p in self._open.pop(tp, {}).items() if not p.done)
+            for off in [off for off, p in orphans.items() if p.done]:
+                del orphans[off]
             self._next.pop(tp, None)
             self._committed.pop(tp, None)
 
