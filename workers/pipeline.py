@@ -3,15 +3,15 @@
 The Faust agent hands over a list of raw records and sends what comes back; everything here is
 testable without Kafka. Costs per batch: one concurrent round of image fetches (only with
 ``BABELWATCH_FETCH_IMAGE_URLS`` and URLs in the batch; bounded by its timeout), one language-ID
-call, one Triton call (plus one only when a fetched image proves undecodable), one Redis round trip
-for the windows, one for the alert lifecycle (every verdict, calm ones too: they resolve alerts;
-plus one to append notifications to the history, only when there are some).
+call, one Triton call, one Redis round trip for the windows, one for the alert lifecycle (every
+verdict, calm ones too: they resolve alerts; the same script step queues the notifications and
+writes the history).
 """
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from babelwatch.schema import ALL_LANGS, DeadLetter, Event, Scored, UNDETERMINED
@@ -86,7 +86,7 @@ class BatchProcessor:
         langs = self._languages([e for e, _ in events])
         inputs = [ScoreInput(e.text, image, lang) for (e, _), image, lang in zip(events, images, langs)]
         outputs = await self.scorer.score(inputs)
-        outputs = await self._without_bad_fetched_images(events, inputs, outputs, image_errors)
+        outputs = self._without_bad_fetched_images(events, inputs, outputs, image_errors)
         now = time.time()
         positions = []
         for (e, rec), lang, out, image_error in zip(events, langs, outputs, image_errors):
@@ -170,21 +170,19 @@ class BatchProcessor:
         events[:] = kept
         return kept_images, kept_errors
 
-    async def _without_bad_fetched_images(
-        self, events: list[tuple[Event, RawRecord]], inputs: list[ScoreInput], outputs: list[ScoreOutput],
+    @staticmethod
+    def _without_bad_fetched_images(
+        events: list[tuple[Event, RawRecord]], inputs: list[ScoreInput], outputs: list[ScoreOutput],
         image_errors: list[str | None],
     ) -> list[ScoreOutput]:
-        """A fetched image the model cannot decode costs its event the image, not the event: such
-        events with text are scored again on their text alone (one more call, only then)."""
-        redo = [i for i, ((e, _), x, out) in enumerate(zip(events, inputs, outputs))
-                if out.error is not None and e.image_b64 is None and x.image is not None and e.text.strip()]
-        if not redo:
-            return outputs
-        again = await self.scorer.score([ScoreInput(inputs[i].text, None, inputs[i].lang) for i in redo])
+        """A fetched image the model cannot decode costs its event the image, not the event. The
+        model already scored such a row on its text alone (it drops an undecodable image per row and
+        says so in the error), so the event keeps that score, with the reason as its image_error."""
         outputs = list(outputs)
-        for i, out in zip(redo, again):
-            image_errors[i] = f"invalid_image: {outputs[i].error}"
-            outputs[i] = out
+        for i, ((e, _), x, out) in enumerate(zip(events, inputs, outputs)):
+            if out.error is not None and e.image_b64 is None and x.image is not None and e.text.strip():
+                image_errors[i] = f"invalid_image: {out.error}"
+                outputs[i] = replace(out, error=None)
         return outputs
 
     def _current(self, windows: Sequence[WindowState]) -> list[WindowState]:
