@@ -123,6 +123,15 @@ def format_report(results: Sequence[Measure]) -> str:
     return "\n".join(lines)
 
 
+def instances(repo: Path) -> int:
+    """The CPU variant's instance count, from its config.pbtxt."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    cfg = text_format.Parse((Path(repo) / "fusion" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    return sum(g.count for g in cfg.instance_group) or 1
+
+
 def run(settings, batch_sizes: Sequence[int] = (1, 32), seconds: float = 10.0, concurrency: int = 0) -> int:
     from babelwatch.bench.pipeline import loadavg
     from babelwatch.localstack.triton import TritonServer
@@ -134,7 +143,8 @@ def run(settings, batch_sizes: Sequence[int] = (1, 32), seconds: float = 10.0, c
     load_before = loadavg()
     with TritonServer(settings.triton_repo, load_models=["fusion"]) as server:
         results = asyncio.run(_run(server.grpc_url, artifact, batch_sizes, seconds, concurrency))
-    print(f"fusion model {artifact.name}: Triton (CPU variant, 1 instance, 1 thread) vs onnxruntime in-process "
+    print(f"fusion model {artifact.name}: Triton (CPU variant, {instances(settings.triton_repo)} instance(s), 1 thread "
+          f"each) vs onnxruntime in-process "
           f"(1 thread), same inputs (demo stream, {sum(1 for x in sample_inputs() if x.image)} of "
           f"{len(sample_inputs())} with images), {seconds:g}s per row; load average before {load_before}, "
           f"after {loadavg()}")
