@@ -3,18 +3,17 @@ through BABELWATCH_* env. Ready = the API answers /health and the notifier got i
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import urllib.request
 from pathlib import Path
 from typing import Mapping
 
-from .process import ManagedProcess, free_port, wait_until
+from .process import ChildService, ManagedProcess, free_port, wait_until
 
 READY_LINE = "notifier ready"  # workers.notifier.READY_LINE (not imported: keeps this module light)
 
 
-class NotifierProcess:
+class NotifierProcess(ChildService):
     def __init__(self, run_dir: str | os.PathLike, env: Mapping[str, str], name: str = "notifier",
                  port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
@@ -56,19 +55,3 @@ class NotifierProcess:
 
     def start(self, timeout: float = 60.0) -> "NotifierProcess":
         return self.launch().wait_ready(timeout)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self.process.stop(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL the process group: a crash (nothing drained, nothing more committed)."""
-        if self.process.alive:
-            self.process._signal_group(signal.SIGKILL)
-            self.process.proc.wait(5)
-
-    @property
-    def alive(self) -> bool:
-        return self.process.alive
-
-    def log_tail(self, n: int = 60) -> str:
-        return self.process.log_tail(n)

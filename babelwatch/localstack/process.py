@@ -111,6 +111,32 @@ class ManagedProcess:
             log.error("%s (pid %s) did not die after SIGKILL", self.name, self.proc.pid)
 
 
+    def kill(self) -> None:
+        """SIGKILL the process group at once: a crash, for drills (nothing drained or committed)."""
+        if self.alive:
+            self._signal_group(signal.SIGKILL)
+            self.proc.wait(5)
+
+
+class ChildService:
+    """What the babelwatch child-process wrappers (worker, notifier) share around their process."""
+
+    process: ManagedProcess
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.process.stop(timeout)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.alive
+
+    def log_tail(self, n: int = 60) -> str:
+        return self.process.log_tail(n)
+
+
 class StartupFailed(RuntimeError):
     """Raised by a readiness predicate to abort wait_until at once (e.g. a fatal log line)."""
 

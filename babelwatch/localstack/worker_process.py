@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from .process import ManagedProcess, wait_until
+from .process import ChildService, ManagedProcess, wait_until
 
 READY_LINE = "partitions assigned"
 
 
-class WorkerProcess:
+class WorkerProcess(ChildService):
     def __init__(self, run_dir: str | os.PathLike, env: Mapping[str, str], name: str = "worker") -> None:
         full_env = dict(os.environ)
         full_env.update(env)
@@ -37,20 +37,3 @@ class WorkerProcess:
             self.stop()
             raise
         return self
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self.process.stop(timeout)
-
-    def kill(self) -> None:
-        import signal
-
-        if self.process.alive:
-            os.killpg(self.process.proc.pid, signal.SIGKILL)
-            self.process.proc.wait(5)
-
-    @property
-    def alive(self) -> bool:
-        return self.process.alive
-
-    def log_tail(self, n: int = 60) -> str:
-        return self.process.log_tail(n)
