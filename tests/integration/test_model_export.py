@@ -48,17 +48,10 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def offline():
-    import huggingface_hub.constants as hub_constants
+    from conftest import hub_offline
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.setenv("TRANSFORMERS_OFFLINE", "1")
-    mp.setattr(hub_constants, "HF_HUB_OFFLINE", True, raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
-    mp.undo()
+    with hub_offline():
+        yield
 
 
 @pytest.fixture(scope="module")
