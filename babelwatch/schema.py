@@ -155,7 +155,7 @@ class DeadLetter(BaseModel):
     """An input that could not be processed, with a machine-readable reason and the raw payload."""
 
     reason: Literal["not_json", "not_object", "invalid_event", "too_large", "invalid_image", "scoring_failed",
-                    "image_fetch_failed"]
+                    "image_fetch_failed", "future_timestamp", "processing_failed"]
     errors: list[dict[str, Any]] = Field(default_factory=list)
     raw: str = Field(description="the payload as received (utf-8, invalid bytes replaced)")
     event_id: str | None = None

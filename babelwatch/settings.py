@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     allowed_lateness_s: float = Field(
         300.0, ge=0, description="events older than a topic's newest event time minus this are late"
     )
+    max_future_s: float = Field(
+        300.0, ge=0, le=86_400, description="events dated more than this past the worker's clock are dead-lettered "
+        "(future_timestamp); the watermark never passes the worker's clock either"
+    )
     window_retention: int = Field(120, ge=2, description="windows kept per key (TTL = window_s * this)")
     redis_prefix: str = "bw"
 
@@ -69,6 +73,13 @@ class Settings(BaseSettings):
     max_event_bytes: int = 2_000_000
     max_text_chars: int = 10_000
     max_image_bytes: int = 1_000_000
+    # image header limits (babelwatch.model.preprocess.ImageLimits holds the defaults, a unit test keeps
+    # these equal; the Triton models read the same BABELWATCH_* variables or config.pbtxt parameters)
+    max_image_pixels: int = Field(4_194_304, ge=1, description="width x height from the header (2048 x 2048)")
+    max_image_side: int = Field(8192, ge=1, description="longest image side, pixels")
+    max_image_aspect: float = Field(20.0, ge=1, description="longest side / shortest side")
+    image_formats: str = Field("JPEG,PNG,GIF,WEBP,BMP", description="image formats decoded, comma-separated "
+                               "(Pillow names); others (TIFF, PSD, ICO, EPS, PDF, HEIF, SVG...) are refused")
     fetch_image_urls: bool = Field(False, description="fetch events' image_url (workers/images.py); off: kept, "
                                    "not fetched, and an event needs text or image_b64")
     image_fetch_timeout_s: float = Field(2.0, gt=0, description="longest a batch waits for its images; a URL "
@@ -84,7 +95,16 @@ class Settings(BaseSettings):
     # --- HTTP API ------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8080
-    api_token: SecretStr | None = Field(None, description="bearer token required for writes; unset = no writes")
+    api_token: SecretStr | None = Field(None, description="bearer token for reads and writes (scope 'write'); "
+                                        "with no token here nor in api_tokens_file the API refuses everything")
+    api_tokens_file: Path | None = Field(
+        None, description="more tokens, one 'NAME SCOPE TOKEN' line each (SCOPE read|write, TOKEN the token or "
+                          "sha256:HEX of it); re-read when the file changes, so tokens rotate without a restart"
+    )
+    api_max_body_bytes: int = Field(65_536, ge=1024, le=16_777_216,
+                                    description="largest request body; larger ones get 413 before being read")
+    api_max_streams_per_token: int = Field(8, ge=1, description="open live streams (SSE) per token; more: 429")
+    api_max_streams: int = Field(256, ge=1, description="open live streams (SSE) per process, all tokens; more: 429")
 
     # --- alerting ------------------------------------------------------------------------------
     # lifecycle (workers/alerting/lifecycle.py): Prometheus alerting-rule semantics per label set

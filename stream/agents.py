@@ -22,11 +22,11 @@ import orjson
 
 from stream import records, topics
 from stream.app import app, settings
-from workers.detection import closed_window_from_json
+from stream.topic_ids import TopicIds
 from workers.runtime import PipelineRuntime
 from workers.validate import Origin
-from workers.pipeline import RawRecord
-from workers.retry import until_available
+from workers.pipeline import BatchResult, RawRecord
+from workers.retry import until_available, until_done
 
 log = logging.getLogger("babelwatch.stream")
 
@@ -41,12 +41,14 @@ class Pipeline(mode.Service):
         # faust's worker sets the ROOT logger to DEBUG, which builds a discarded record per send
         logging.getLogger().setLevel(logging.WARNING)
         logging.getLogger("babelwatch").setLevel(logging.INFO)
-        Pipeline.runtime = PipelineRuntime(settings, send_alerts=_send_alerts)
+        self.topic_ids = TopicIds(settings.bootstrap)
+        Pipeline.runtime = PipelineRuntime(settings, send_alerts=_send_alerts, describe_topics=self.topic_ids)
         await Pipeline.runtime.start()
 
     async def on_stop(self) -> None:
         if Pipeline.runtime is not None:
             await Pipeline.runtime.stop()
+        self.topic_ids.close()
 
 
 async def _send_all(pairs) -> None:
@@ -104,16 +106,22 @@ async def process(stream):
             RawRecord(e.message.value or b"", Origin(e.message.topic, e.message.partition, e.message.offset))
             for e in events
         ]
-        result = await until_available(lambda: rt.processor.process(batch), "process batch")
-        await _send_all(
-            [(settings.topic_deadletter, d) for d in result.dead]
-            + [(settings.topic_scored, s) for s in result.scored]
-            + [(settings.topic_late, s) for s in result.late]
-        )
-        if result.alerts:
-            await _drain_alerts()
-        if result.outbox:
-            await _drain_closed()
+        # bad records are dead-lettered one by one inside; what still fails is the system's, so the
+        # batch waits and is retried whole: never acknowledged unprocessed, never a crashed agent
+        await until_done(lambda: _process(rt, batch), "process batch")
+
+
+async def _process(rt: PipelineRuntime, batch: list[RawRecord]) -> None:
+    result: BatchResult = await rt.processor.process_isolated(batch)
+    await _send_all(
+        [(settings.topic_deadletter, d) for d in result.dead]
+        + [(settings.topic_scored, s) for s in result.scored]
+        + [(settings.topic_late, s) for s in result.late]
+    )
+    if result.alerts:
+        await _drain_alerts()
+    if result.outbox:
+        await _drain_closed()
 
 
 async def _send_closed(items: list[bytes]) -> None:
@@ -130,12 +138,27 @@ async def detect(stream):
     """Stateful detectors on closed windows; low volume (one record per series and window)."""
     async for events in stream.take_events(256, within=0.2):
         rt = await _ready("detection")
-        windows = [closed_window_from_json(e.message.value) for e in events]
-        if await until_available(lambda: rt.detection.process(windows), "detect"):
-            await _drain_alerts()
+        batch = [RawRecord(e.message.value or b"", Origin(e.message.topic, e.message.partition, e.message.offset))
+                 for e in events]
+        await until_done(lambda: _detect(rt, batch), "detect")
+
+
+async def _detect(rt: PipelineRuntime, batch: list[RawRecord]) -> None:
+    notified, dead = await rt.detection.process_isolated(batch)
+    if dead:
+        await _send_all([(settings.topic_deadletter, d) for d in dead])
+    if notified:
+        await _drain_alerts()
 
 
 @app.on_partitions_assigned.connect
 async def _assigned(app, assigned, **kwargs) -> None:
+    rt = Pipeline.runtime
+    if rt is not None and rt.lifetimes is not None:
+        # a group join after a broker restart: learn the topics' lifetimes before records flow
+        try:
+            await rt.lifetimes.refresh({tp.topic for tp in assigned if tp.topic == settings.topic_events})
+        except Exception as exc:  # the check runs again when a partition's offsets go backwards
+            log.warning("topic ids not refreshed on assignment: %s", exc)
     # launchers wait for this line: an open port or a started process is not readiness
     log.info("partitions assigned: %d", len(assigned))

@@ -39,6 +39,16 @@ class BabelwatchApp(faust.App):
     def _new_transport(self):
         return _Transport(self.conf.broker_consumer, self)
 
+    async def _consumer_wait_empty(self, consumer, logger) -> None:
+        if self.should_stop:
+            # Shutting down: Faust would wait, without a limit, for every batch in flight to be
+            # acknowledged, but it has already cancelled the agents, so a batch waiting for Triton
+            # or Redis held SIGTERM off until SIGKILL. Its offsets are not committed, so it is
+            # delivered again, and every effect of a batch is idempotent (the Redis offset ledger).
+            logger.info("shutdown: batches in flight are not awaited (they are delivered again)")
+            return
+        await super()._consumer_wait_empty(consumer, logger)
+
 
 app = BabelwatchApp(
     settings.app_id,

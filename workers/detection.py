@@ -15,25 +15,39 @@ order would lose the notification: the saved states mark the windows as seen.)
 """
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections import defaultdict
 from typing import Sequence
 
 import orjson
 
+from babelwatch.schema import DeadLetter
+
 from workers.alerting.model import AlertInstance
 from workers.alerts import STAGE_CLOSED, AlertEvaluator, WindowVerdict
 from workers.detectors.base import ClosedWindow
 from workers.detectors.registry import DetectorConfig, restore_detectors, snapshot
+from workers.isolation import bisect
+from workers.validate import EventValidator
+
+log = logging.getLogger("babelwatch.detection")
 
 
 def closed_window_from_json(raw: bytes | str) -> ClosedWindow:
+    """Raises ValueError (or KeyError, TypeError) for anything that is not a sound closed window."""
     d = orjson.loads(raw)
-    return ClosedWindow(
-        topic=d["topic"], lang=d["lang"], start=int(d["start"]), size_s=int(d["size_s"]), count=int(d["count"]),
-        sentiment_sum=float(d.get("sentiment_sum", 0.0)), sentiment_sq=float(d.get("sentiment_sq", 0.0)),
+    w = ClosedWindow(
+        topic=str(d["topic"]), lang=str(d["lang"]), start=int(d["start"]), size_s=int(d["size_s"]),
+        count=int(d["count"]), sentiment_sum=float(d.get("sentiment_sum", 0.0)),
+        sentiment_sq=float(d.get("sentiment_sq", 0.0)),
         labels={k: int(d.get(k, 0)) for k in ("negative", "neutral", "positive")}, hop_s=int(d.get("hop_s", 0)),
     )
+    if w.size_s <= 0 or w.count < 0 or w.hop_s < 0 or not (math.isfinite(w.sentiment_sum)
+                                                            and math.isfinite(w.sentiment_sq)):
+        raise ValueError("closed window out of range (size, count, hop or sums)")
+    return w
 
 
 class ClosedWindowDetection:
@@ -46,6 +60,25 @@ class ClosedWindowDetection:
     def state_key(self, topic: str, lang: str, size_s: int, hop_s: int) -> str:
         shape = str(size_s) if hop_s in (0, size_s) else f"{size_s}/{hop_s}"
         return f"{self.prefix}:det:{shape}:{topic}:{lang}"
+
+    async def process_isolated(self, records: Sequence) -> tuple[list[AlertInstance], list[DeadLetter]]:
+        """Raw closed-window records (``.value``, ``.origin``) -> (notifications, dead letters): a
+        record that is not a closed window, or that makes :meth:`process` fail alone, is
+        dead-lettered; the others are judged (workers.isolation)."""
+        dead, parsed = [], []
+        for rec in records:
+            try:
+                parsed.append((rec, closed_window_from_json(rec.value)))
+            except Exception as exc:  # anyone who may produce to the topic can send anything
+                dead.append(EventValidator.dead(rec.value, rec.origin, "invalid_event",
+                                                [{"loc": "closed_window", "msg": f"{type(exc).__name__}: {exc}"}]))
+        parts, failures = await bisect(parsed, lambda chunk: self.process([w for _, w in chunk]))
+        for (rec, _), exc in failures:
+            log.error("closed window dead-lettered (processing_failed, %s): %s: %s", rec.origin,
+                      type(exc).__name__, exc, exc_info=True)
+            dead.append(EventValidator.dead(rec.value, rec.origin, "processing_failed",
+                                            [{"type": type(exc).__name__, "msg": str(exc)[:1000]}]))
+        return [n for part in parts for n in part], dead
 
     async def process(self, windows: Sequence[ClosedWindow], now: float | None = None) -> list[AlertInstance]:
         """The alert notifications (firing/resolved) these windows caused; ``now`` is processing time."""

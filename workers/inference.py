@@ -3,7 +3,8 @@
 Tokenization and featurization live in the served model, so this client only packs bytes. A batch
 larger than the model's ``max_batch_size`` is split into chunks sent concurrently (Triton's dynamic
 batcher may merge them again). When Triton is unreachable the call is retried with backoff: the
-stream pauses instead of dropping events.
+stream pauses instead of dropping events. When the model fails a request, the error is raised and
+the pipeline finds the rows that cause it (workers.isolation).
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from babelwatch.schema import LABELS
 log = logging.getLogger("babelwatch.inference")
 
 TEXT_USED, IMAGE_USED = 1, 2
+# gRPC codes that describe the server, not the request: wait for it (an outage pauses the stream)
+_WAIT_CODES = {"StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.ABORTED", ""}
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,17 @@ class ScoreOutput:
     error: str | None = None  # a per-event problem the model reported (e.g. an undecodable image)
 
 
+class ScoringFailed(Exception):
+    """The model failed a request for a reason of the request's own (not the server's state)."""
+
+
 class Scorer(Protocol):
     model_id: str
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def score(self, batch: Sequence[ScoreInput]) -> list[ScoreOutput]: ...
+    async def ready(self) -> bool: ...
 
 
 def decode_outputs(probs: np.ndarray, modalities: np.ndarray, errors: np.ndarray | None = None) -> list[ScoreOutput]:
@@ -62,11 +70,13 @@ def decode_outputs(probs: np.ndarray, modalities: np.ndarray, errors: np.ndarray
 
 
 class TritonScorer:
-    def __init__(self, url: str, model: str, timeout_s: float = 30.0, max_retries: int | None = None) -> None:
+    def __init__(self, url: str, model: str, timeout_s: float = 30.0, max_retries: int | None = None,
+                 deadline_retries: int = 2) -> None:
         self.url = url
         self.model = model
         self.timeout_s = timeout_s
         self.max_retries = max_retries  # None: retry until Triton answers (pause, never drop)
+        self.deadline_retries = deadline_retries
         self.model_id = model
         self.max_batch_size = 0
         self._client = None
@@ -76,8 +86,9 @@ class TritonScorer:
         import tritonclient.grpc.aio as grpcclient
 
         self._client = grpcclient.InferenceServerClient(self.url)
-        meta = await self._retry(lambda: self._client.get_model_metadata(self.model, as_json=True), "metadata")
-        config = await self._retry(lambda: self._client.get_model_config(self.model, as_json=True), "config")
+        # at start, any answer but ours means "not ready yet" (server starting, model loading): wait
+        meta = await self._retry(lambda: self._client.get_model_metadata(self.model, as_json=True), "metadata", True)
+        config = await self._retry(lambda: self._client.get_model_config(self.model, as_json=True), "config", True)
         self.max_batch_size = int(config["config"].get("max_batch_size", 0)) or 1
         self._outputs = ["PROBS", "MODALITIES"]
         if any(o["name"] == "ERROR" for o in config["config"].get("output", [])):
@@ -94,7 +105,12 @@ class TritonScorer:
         if not batch:
             return []
         chunks = [batch[i : i + self.max_batch_size] for i in range(0, len(batch), self.max_batch_size)]
-        results = await asyncio.gather(*(self._retry(lambda c=c: self._infer(c), "infer") for c in chunks))
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            results = await asyncio.gather(*(self._retry(lambda c=c: self._infer(c), "infer") for c in chunks))
+        except InferenceServerException as exc:
+            raise ScoringFailed(f"triton: {exc.status()}: {exc.message()}") from exc
         return [item for chunk in results for item in chunk]
 
     async def _infer(self, chunk: Sequence[ScoreInput]) -> list[ScoreOutput]:
@@ -119,14 +135,39 @@ class TritonScorer:
         errors = result.as_numpy("ERROR") if "ERROR" in self._outputs else None
         return decode_outputs(probs, result.as_numpy("MODALITIES"), errors)
 
-    async def _retry(self, call, what: str):
+    async def ready(self) -> bool:
+        """Is the server live and the model ready? Tells a failing row from a failing server."""
+        if self._client is None:
+            return False
+        try:
+            return bool(await asyncio.wait_for(self._client.is_model_ready(self.model), timeout=5.0))
+        except Exception:  # any failure to answer is "not ready"
+            return False
+
+    async def _retry(self, call, what: str, wait_for_any: bool = False):
+        """Retry what the server's state explains; raise what the request itself caused.
+
+        UNAVAILABLE (server down, restarting) is waited out: the stream pauses, nothing is dropped.
+        A deadline is retried ``deadline_retries`` times, then raised, so a request that is slow
+        because of its rows gets split by the pipeline instead of stalling it. Anything else (the
+        model failed the request) is raised at once. CANCELLED is our own shutdown.
+        """
         from tritonclient.utils import InferenceServerException
 
-        delay, attempt = 0.2, 0
+        delay, attempt, deadlines = 0.2, 0, 0
         while True:
             try:
                 return await call()
             except InferenceServerException as exc:
+                code = exc.status() or ""
+                if code == "StatusCode.CANCELLED":
+                    raise asyncio.CancelledError(str(exc)) from exc
+                if code == "StatusCode.DEADLINE_EXCEEDED":
+                    deadlines += 1
+                    if deadlines > self.deadline_retries:
+                        raise
+                elif code not in _WAIT_CODES and not wait_for_any:
+                    raise
                 attempt += 1
                 if self.max_retries is not None and attempt > self.max_retries:
                     raise

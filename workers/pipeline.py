@@ -9,6 +9,7 @@ writes the history).
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
@@ -19,10 +20,16 @@ from workers.alerting.model import AlertInstance
 from workers.alerts import STAGE_OPEN, AlertEvaluator, WindowVerdict
 from workers.detectors.base import Detector
 from workers.images import ImageFetcher
-from workers.inference import ScoreInput, ScoreOutput, Scorer
+from workers.inference import ScoreInput, ScoreOutput, Scorer, ScoringFailed
+from workers.isolation import bisect
 from workers.language import LanguageIdentifier
+from workers.lifetimes import TopicLifetimes
+from workers.retry import DependencyUnavailable, is_transient
 from workers.validate import EventValidator, Origin
 from workers.windows import ClosedWindowStats, WindowState, WindowStore
+
+
+log = logging.getLogger("babelwatch.pipeline")
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,11 @@ class BatchResult:
     late: list[Scored] = field(default_factory=list)  # scored, but older than the watermark allows
     outbox: int = 0  # closed windows waiting to be sent to the detection stage
 
+    def merge(self, other: "BatchResult") -> None:
+        for name in ("scored", "dead", "alerts", "windows", "closed", "late"):
+            getattr(self, name).extend(getattr(other, name))
+        self.outbox = max(self.outbox, other.outbox)
+
 
 class BatchProcessor:
     def __init__(
@@ -53,11 +65,13 @@ class BatchProcessor:
         alerts: AlertEvaluator,
         max_series: int = 100_000,
         images: ImageFetcher | None = None,
+        lifetimes: TopicLifetimes | None = None,
     ) -> None:
         if validator.limits.fetch_image_urls and images is None:
             raise ValueError("the validator accepts events with only an image_url, but no ImageFetcher fetches them")
         self.validator = validator
         self.images = images  # None: image_url is kept, never fetched
+        self.lifetimes = lifetimes  # None: ledger keyed by topic:partition alone (no lifetime check)
         self.langid = langid
         self.scorer = scorer
         self.windows = windows
@@ -67,6 +81,30 @@ class BatchProcessor:
         # must not judge (and so resolve) an alert about the newer one
         self._newest: OrderedDict[tuple[str, str], int] = OrderedDict()
         self.max_series = max_series
+
+    async def process_isolated(self, records: Sequence[RawRecord]) -> BatchResult:
+        """:meth:`process`, except that records that make it fail are dead-lettered alone
+        (``scoring_failed`` when the model refused them, ``processing_failed`` otherwise) and the
+        rest of the batch goes on. If the scorer is not ready, nothing is blamed on the records:
+        DependencyUnavailable makes the caller wait and retry the whole batch."""
+        parts, failures = await bisect(records, self.process)
+        if len(parts) == 1 and not failures:
+            return parts[0]
+        if failures and not await self.scorer.ready():
+            raise DependencyUnavailable(f"{len(failures)} record(s) failed while the model is not ready: "
+                                        f"{failures[0][1]}")
+        result = BatchResult()
+        for part in parts:
+            result.merge(part)
+        for rec, exc in failures:
+            reason = "scoring_failed" if isinstance(exc, ScoringFailed) else "processing_failed"
+            checked = self.validator.validate(rec.value, rec.origin)
+            event_id = checked.id if isinstance(checked, Event) else None
+            log.error("dead-lettered %s (%s, %s): %s: %s", event_id or "a record", reason, rec.origin,
+                      type(exc).__name__, exc, exc_info=reason == "processing_failed")
+            result.dead.append(self.validator.dead(rec.value, rec.origin, reason,
+                                                   [{"type": type(exc).__name__, "msg": str(exc)[:1000]}], event_id))
+        return result
 
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         result = BatchResult()
@@ -85,17 +123,20 @@ class BatchProcessor:
 
         langs = self._languages([e for e, _ in events])
         inputs = [ScoreInput(e.text, image, lang) for (e, _), image, lang in zip(events, images, langs)]
-        outputs = await self.scorer.score(inputs)
+        outputs = await self._score(inputs)
         outputs = self._without_bad_fetched_images(events, inputs, outputs, image_errors)
         now = time.time()
-        positions = []
+        origins: list[Origin] = []
         for (e, rec), lang, out, image_error in zip(events, langs, outputs, image_errors):
             if out.error is not None:  # e.g. an undecodable image: this event only, not the batch
-                loc = "image_b64" if e.image_b64 is not None else "image_url"
-                result.dead.append(self.validator.dead(rec.value, rec.origin, "invalid_image",
+                if out.error.startswith("text:"):  # the model could not read the text (row error)
+                    reason, loc = "scoring_failed", "text"
+                else:
+                    reason, loc = "invalid_image", "image_b64" if e.image_b64 is not None else "image_url"
+                result.dead.append(self.validator.dead(rec.value, rec.origin, reason,
                                                        [{"loc": loc, "msg": out.error}], e.id))
                 continue
-            positions.append(_position(rec.origin))
+            origins.append(rec.origin)
             p = out.probabilities
             # model_construct: every value is ours and already typed; validation would cost ~15 us
             result.scored.append(
@@ -116,7 +157,7 @@ class BatchProcessor:
                 )
             )
 
-        applied = await self.windows.apply_batch(result.scored, positions)
+        applied = await self._apply_windows(result.scored, origins)
         result.windows = applied.open
         result.closed = applied.closed
         result.late = [result.scored[i] for i in applied.late]
@@ -140,6 +181,32 @@ class BatchProcessor:
                 ))
         result.alerts = await self.alerts.evaluate(verdicts)
         return result
+
+    async def _apply_windows(self, scored: list[Scored], origins: list[Origin]):
+        if self.lifetimes is None:
+            return await self.windows.apply_batch(scored, [_position(o) for o in origins])
+        known = [(o.topic, o.partition, o.offset) for o in origins if o.topic is not None
+                 and o.partition is not None and o.offset is not None]
+        if self.lifetimes.went_back(known):  # a redelivery, or a topic that started over: ask the broker
+            await self.lifetimes.refresh({t for t, _, _ in known})
+        positions = [None if o.topic is None or o.partition is None or o.offset is None
+                     else (self.lifetimes.source(o.topic, o.partition), o.offset) for o in origins]
+        applied = await self.windows.apply_batch(scored, positions)
+        self.lifetimes.applied(known)
+        return applied
+
+    async def _score(self, inputs: list[ScoreInput]) -> list[ScoreOutput]:
+        try:
+            outputs = await self.scorer.score(inputs)
+        except ScoringFailed:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise ScoringFailed(f"{type(exc).__name__}: {exc}") from exc
+        if len(outputs) != len(inputs):
+            raise ScoringFailed(f"the model answered {len(outputs)} rows for {len(inputs)} inputs")
+        return outputs
 
     async def _images(
         self, events: list[tuple[Event, RawRecord]], result: BatchResult

@@ -1,8 +1,9 @@
-"""Wait out an unavailable Redis instead of dropping or crashing: the stream pauses and resumes.
+"""Wait out an unavailable dependency instead of dropping or crashing: the stream pauses and resumes.
 
 Safe because every Redis effect of a batch is idempotent: window updates skip offsets already
 applied, closed windows wait in the outbox, alert state is compare-and-set. Re-running the whole
-batch after a connection error therefore counts nothing twice.
+batch after a connection error therefore counts nothing twice. The wait is a plain sleep, so a
+shutdown (task cancellation) ends it at once.
 """
 from __future__ import annotations
 
@@ -15,17 +16,51 @@ import redis.exceptions
 log = logging.getLogger("babelwatch.retry")
 T = TypeVar("T")
 
-TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError)
+
+class DependencyUnavailable(Exception):
+    """A server the batch needs is down or not ready: wait and retry the whole batch, never blame
+    the events (raised, for example, when a failing row turns out to be a failing server)."""
+
+
+# Redis answers these as errors, but they describe the server's state, not the command
+_REDIS_STATE_ERRORS = ("OOM ", "READONLY ", "LOADING ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "BUSY ")
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                        redis.exceptions.BusyLoadingError, DependencyUnavailable)):
+        return True
+    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(_REDIS_STATE_ERRORS)
 
 
 async def until_available(call: Callable[[], Awaitable[T]], what: str, first_delay: float = 0.2,
                           max_delay: float = 5.0) -> T:
+    """Retry ``call`` while it fails for a dependency's state (:func:`is_transient`); raise the rest."""
+    return await _retrying(call, what, is_transient, first_delay, max_delay)
+
+
+async def until_done(call: Callable[[], Awaitable[T]], what: str, first_delay: float = 0.2,
+                     max_delay: float = 5.0) -> T:
+    """Retry ``call`` whatever fails: for a step whose input was already made safe (a batch whose
+    bad records are dead-lettered one by one), what still fails is the system's, and the step must
+    neither be skipped (its records would be acknowledged unprocessed) nor crash the process."""
+    return await _retrying(call, what, lambda exc: True, first_delay, max_delay)
+
+
+async def _retrying(call, what: str, retry_if: Callable[[Exception], bool], first_delay: float, max_delay: float):
     delay, attempt = first_delay, 0
     while True:
         try:
             return await call()
-        except TRANSIENT as exc:
+        except Exception as exc:
+            if not retry_if(exc):
+                raise
             attempt += 1
-            log.warning("%s: redis unavailable (attempt %d), retrying in %.1fs: %s", what, attempt, delay, exc)
-            await asyncio.sleep(delay)
+            if is_transient(exc):
+                kind = "redis" if isinstance(exc, redis.exceptions.RedisError) else "dependency"
+                log.warning("%s: %s unavailable (attempt %d), retrying in %.1fs: %s", what, kind, attempt, delay, exc)
+            else:
+                log.error("%s failed (attempt %d), retrying in %.1fs: %s: %s", what, attempt, delay,
+                          type(exc).__name__, exc, exc_info=attempt == 1)
+            await asyncio.sleep(delay)  # cancellation (shutdown) ends the wait at once
             delay = min(delay * 2, max_delay)

@@ -10,6 +10,7 @@ from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from babelwatch.model.preprocess import ImageLimits
 from babelwatch.schema import Limits
 from babelwatch.settings import Settings
 from workers.alerting.lifecycle import AlertLifecycle, Timing
@@ -22,7 +23,9 @@ from workers.detectors.volume_spike import VolumeSpike
 from workers.images import ImageFetcher
 from workers.inference import TritonScorer
 from workers.language import LinguaIdentifier
+from workers.lifetimes import Describe, TopicLifetimes
 from workers.pipeline import BatchProcessor
+from workers.retry import until_available
 from workers.validate import EventValidator
 from workers.windows import WindowSpec, WindowStore
 
@@ -31,9 +34,12 @@ Send = Callable[[list[bytes]], Awaitable[None]]
 
 
 class PipelineRuntime:
-    def __init__(self, settings: Settings, send_alerts: Send | None = None) -> None:
+    def __init__(self, settings: Settings, send_alerts: Send | None = None,
+                 describe_topics: Describe | None = None) -> None:
         self.settings = settings
         self.send_alerts = send_alerts
+        self.describe_topics = describe_topics  # None: no topic-lifetime check (workers.lifetimes)
+        self.lifetimes: TopicLifetimes | None = None
         self.redis: aioredis.Redis | None = None
         self.alert_state: RedisAlertStateStore | None = None
         self.lifecycle: AlertLifecycle | None = None
@@ -64,10 +70,14 @@ class PipelineRuntime:
         self.alerts = AlertEvaluator(self.lifecycle)
         if s.fetch_image_urls:
             self.images = await ImageFetcher.from_settings(s).start()
+        if self.describe_topics is not None:
+            self.lifetimes = TopicLifetimes(self.redis, s.redis_prefix, self.describe_topics)
+            await until_available(lambda: self.lifetimes.refresh([s.topic_events]), "topic ids")
         self.processor = BatchProcessor(
             validator=EventValidator(
                 Limits(max_text_chars=s.max_text_chars, max_image_bytes=s.max_image_bytes,
-                       fetch_image_urls=s.fetch_image_urls), s.max_event_bytes
+                       fetch_image_urls=s.fetch_image_urls), s.max_event_bytes, s.max_future_s,
+                ImageLimits.from_settings(s),
             ),
             langid=langid,
             scorer=self.scorer,
@@ -79,6 +89,7 @@ class PipelineRuntime:
             detectors=[VolumeSpike(s.spike_threshold, s.spike_min_history, s.spike_min_count)],
             alerts=self.alerts,
             images=self.images,
+            lifetimes=self.lifetimes,
         )
         config = DetectorConfig.from_file(s.detectors_config) if s.detectors_config else DetectorConfig()
         self.outbox = Outbox(self.redis, closed_windows_key(s.redis_prefix))

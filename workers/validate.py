@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
+from babelwatch.model.preprocess import ImageLimits, check_image_header
 from babelwatch.schema import DeadLetter, Event, Limits
 
 
@@ -20,9 +21,12 @@ class Origin:
 
 
 class EventValidator:
-    def __init__(self, limits: Limits, max_event_bytes: int = 2_000_000) -> None:
+    def __init__(self, limits: Limits, max_event_bytes: int = 2_000_000, max_future_s: float | None = 300.0,
+                 image_limits: ImageLimits | None = None) -> None:
         self.limits = limits
         self.max_event_bytes = max_event_bytes
+        self.max_future_s = max_future_s  # None: no check (offline scoring of any date)
+        self.image_limits = image_limits or ImageLimits()
         self._context = {"limits": limits}
 
     def validate(self, raw: bytes | str, origin: Origin = Origin()) -> Event | DeadLetter:
@@ -39,7 +43,7 @@ class EventValidator:
         if not isinstance(obj, dict):
             return self.dead(raw, origin, "not_object", [{"msg": f"expected a JSON object, got {type(obj).__name__}"}])
         try:
-            return Event.model_validate(obj, context=self._context)
+            event = Event.model_validate(obj, context=self._context)
         except ValidationError as exc:
             errors = [
                 {"loc": ".".join(str(p) for p in e["loc"]), "type": e["type"], "msg": e["msg"]}
@@ -47,6 +51,19 @@ class EventValidator:
             ]
             event_id = obj.get("id") if isinstance(obj.get("id"), str) else None
             return self.dead(raw, origin, "invalid_event", errors, event_id)
+        # one event dated years ahead would move its topic's watermark there and make every later
+        # event late: the future is refused against our own clock (docs: README, event time)
+        if self.max_future_s is not None and event.ts > time.time() + self.max_future_s:
+            return self.dead(raw, origin, "future_timestamp", [{
+                "loc": "ts", "msg": f"ts {event.ts:.3f} is more than {self.max_future_s:g} s past this worker's clock"}],
+                event.id)
+        if event.image_b64 is not None:
+            # from the header alone (well under a millisecond): a 52 KB PNG of 1 x 10,000,000
+            # pixels never reaches the model (the model checks again, for other clients)
+            why = check_image_header(event.image_bytes(), self.image_limits)
+            if why is not None:
+                return self.dead(raw, origin, "invalid_image", [{"loc": "image_b64", "msg": why}], event.id)
+        return event
 
     @staticmethod
     def dead(raw: bytes, origin: Origin, reason: str, errors: list[dict], event_id: str | None = None) -> DeadLetter:

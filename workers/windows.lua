@@ -5,11 +5,12 @@
 -- batch on redelivery. Kafka transactions are not available on every broker we run on, so the
 -- sink itself is idempotent.
 --
--- ARGV: prefix, retention (windows kept per spec), n_history, allowed_lateness_s, n_specs,
+-- ARGV: prefix, retention (windows kept per spec), n_history, allowed_lateness_s, now, n_specs,
 --       then n_specs pairs (size_s, hop_s) -- the first spec is the primary one,
 --       then 8 fields per event:
 --       source ("topic:partition", "" = no dedup), offset, topic, lang, label, sentiment, ts, modalities
--- Watermark per topic: max event time seen minus allowed lateness. An event older than its topic's
+-- Watermark per topic: max event time seen (never past `now`, the worker's clock, so one event
+-- dated in the future cannot make the present late) minus allowed lateness. An event older than its topic's
 -- watermark is late: it updates no window and is reported back (the caller sends it to the late
 -- topic). A window [start, start+size) closes when the watermark passes its end.
 -- Returns: {applied, skipped, n_late, late indexes (1-based)...,
@@ -19,12 +20,12 @@
 --           outbox length, closed_dropped}  -- closed windows also wait in {prefix}:closed:outbox
 --           (JSON) until sent; closed_dropped: see the closing loop below
 local prefix, retention, nhist, lateness = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local nspecs = tonumber(ARGV[5])
+local now, nspecs = tonumber(ARGV[5]), tonumber(ARGV[6])
 local specs = {}
 for k = 1, nspecs do
-  specs[k] = {size = tonumber(ARGV[4 + 2 * k]), hop = tonumber(ARGV[5 + 2 * k])}
+  specs[k] = {size = tonumber(ARGV[5 + 2 * k]), hop = tonumber(ARGV[6 + 2 * k])}
 end
-local first_event = 6 + 2 * nspecs
+local first_event = 7 + 2 * nspecs
 local offsets_key, wm_key, stats_key = prefix .. ':offsets', prefix .. ':wm', prefix .. ':stats'
 local outbox_key = prefix .. ':closed:outbox'
 
@@ -41,7 +42,8 @@ local applied, skipped, late = 0, 0, {}
 local function watermark(topic)
   if maxts[topic] == nil then
     local v = redis.call('HGET', wm_key, topic)
-    maxts[topic] = v and tonumber(v) or false
+    -- clamped on read too: heals a watermark an older version let run into the future
+    maxts[topic] = v and math.min(tonumber(v), now) or false
     wm_old[topic] = maxts[topic]
   end
   return maxts[topic]
@@ -89,7 +91,7 @@ for i = first_event, #ARGV, 8 do
       late[#late + 1] = idx
     else
       applied = applied + 1
-      if (not seen) or ts > seen then maxts[topic] = ts end
+      if (not seen) or ts > seen then maxts[topic] = math.min(ts, now) end
       for _, spec in ipairs(specs) do
         -- every window [s, s+size) with s a multiple of hop that holds ts
         local s = math.floor(ts / spec.hop) * spec.hop

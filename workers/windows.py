@@ -14,6 +14,7 @@ long jump are counted instead of listed: ``closed_dropped``).
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,16 +166,20 @@ class WindowStore:
         return (await self.apply_batch(scored, positions)).open
 
     async def apply_batch(
-        self, scored: Sequence[Scored], positions: Sequence[tuple[str, int] | None] | None = None
+        self, scored: Sequence[Scored], positions: Sequence[tuple[str, int] | None] | None = None,
+        now: float | None = None,
     ) -> ApplyResult:
         """Add a batch to its windows (every spec, per language and for all), each event at most
         once, in one script call. ``positions[i]`` is event i's (source, offset), e.g.
         ("events:3", 1234): an event at or below the last offset applied for its source is
         skipped (a redelivery). Events older than their topic's watermark are late: not applied,
-        their indexes returned. Windows the watermark passed are returned as closed."""
+        their indexes returned. Windows the watermark passed are returned as closed. The watermark
+        never moves past ``now`` (default: this clock), whatever an event claims."""
         if not scored:
             return ApplyResult()
-        args: list = [self.prefix, self.retention, self.history, self.allowed_lateness_s, len(self.specs)]
+        now = time.time() if now is None else now
+        args: list = [self.prefix, self.retention, self.history, self.allowed_lateness_s, repr(float(now)),
+                      len(self.specs)]
         for spec in self.specs:
             args += [spec.size_s, spec.hop_s]
         for i, s in enumerate(scored):

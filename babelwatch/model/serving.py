@@ -1,14 +1,30 @@
 """What the Triton Python backends of the fusion model share (triton_repo/models/fusion*/1/model.py):
-turning the requests the dynamic batcher merged into one batch of rows, and the ERROR column.
+turning the requests the dynamic batcher merged into one batch of rows, the ERROR column, the image
+limits a model runs with, and isolating requests from each other.
 
 Kept free of ``triton_python_backend_utils`` (it exists only inside the backend's stub): callers
-pass its ``get_input_tensor_by_name``.
+pass its ``get_input_tensor_by_name`` and a function that turns an exception into an error response.
+
+Image limits (``ImageLimits``, defaults in babelwatch/model/preprocess.py) reach a Triton model,
+which cannot read the worker's settings, in this order, later ones winning:
+  1. the defaults;
+  2. the environment of the tritonserver process: ``BABELWATCH_MAX_IMAGE_PIXELS``,
+     ``BABELWATCH_MAX_IMAGE_SIDE``, ``BABELWATCH_MAX_IMAGE_ASPECT``, ``BABELWATCH_IMAGE_FORMATS``
+     (the very variables the worker's settings read, so one environment configures both);
+  3. the model's config.pbtxt ``parameters`` with the settings' names, e.g.
+     ``parameters: { key: "max_image_pixels" value: { string_value: "4194304" } }``;
+then lowered to the artifact's own ``max_pixels`` (preprocess.json) when that is stricter, so no
+model rebuild is needed to tighten them.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import json
+import os
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
+
+from babelwatch.model.preprocess import IMAGE_LIMIT_FIELDS, ImageLimits
 
 
 def _decode(values) -> list[str]:
@@ -31,9 +47,61 @@ def gather(requests: Sequence, get_input: Callable) -> tuple[list[str], list[byt
     return texts, images, sizes
 
 
-def error_column(image_errors: Sequence[str | None]) -> np.ndarray:
-    """The ERROR output: ``b""`` or ``b"image: <why it was dropped>"`` per row, shape [rows, 1]."""
-    return np.array([("image: " + e).encode() if e else b"" for e in image_errors], dtype=np.object_).reshape(-1, 1)
+def error_column(row_errors: Sequence[str | None]) -> np.ndarray:
+    """The ERROR output from ``Batch.row_errors``: ``b""`` or e.g. ``b"image: <why it was dropped>"``
+    per row, shape [rows, 1]."""
+    return np.array([e.encode("utf-8", "replace") if e else b"" for e in row_errors],
+                    dtype=np.object_).reshape(-1, 1)
+
+
+def model_parameters(args: Mapping) -> dict[str, str]:
+    """The ``parameters`` of the model config Triton passes to ``initialize(args)``, as strings."""
+    config = json.loads(args.get("model_config") or "{}")
+    out = {}
+    for key, value in (config.get("parameters") or {}).items():
+        out[key] = value.get("string_value", "") if isinstance(value, dict) else str(value)
+    return out
+
+
+def image_limits_from(parameters: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
+                      artifact_max_pixels: int | None = None) -> ImageLimits:
+    """The image limits a served model applies: defaults < environment < config parameters, then
+    the artifact's max_pixels when stricter (see the module docstring)."""
+    env = os.environ if env is None else env
+    limits = ImageLimits.from_env(env)
+    limits = ImageLimits.from_mapping({k: (parameters or {}).get(k) for k in IMAGE_LIMIT_FIELDS}, base=limits)
+    return limits.capped(artifact_max_pixels)
+
+
+def isolate(requests: Sequence, run: Callable[[Sequence], list], error_response: Callable[[object, BaseException], object],
+            log: Callable[[str], None] | None = None) -> list:
+    """``run(requests)`` -> one response per request; when it raises, each request is run alone so
+    that only the request that really fails gets ``error_response(request, exc)``, never the others
+    the dynamic batcher merged with it. Nothing raises out of here."""
+    try:
+        responses = run(requests)
+        if len(responses) != len(requests):
+            raise RuntimeError(f"{len(responses)} responses for {len(requests)} requests")
+        return responses
+    except Exception as exc:  # noqa: BLE001 -- whatever it is, it must not fail the other requests
+        if log is not None:
+            log(f"batch of {len(requests)} requests failed ({type(exc).__name__}: {exc}); running them one by one")
+        if len(requests) == 1:
+            return [error_response(requests[0], exc)]
+    out = []
+    for request in requests:
+        try:
+            out.extend(run([request])[:1] or [error_response(request, RuntimeError("no response"))])
+        except Exception as exc:  # noqa: BLE001
+            if log is not None:
+                log(f"request failed: {type(exc).__name__}: {exc}")
+            out.append(error_response(request, exc))
+    return out
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as the message of a request's error response."""
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def slices(sizes: Sequence[int]):

@@ -67,6 +67,29 @@ def test_ensemble_serves_the_same_model_as_the_cpu_variant(ensemble):
     assert errors[4].startswith("image: ") and not any(errors[:4]) and not any(errors[5:])
 
 
+def test_ensemble_isolates_image_traps_per_row(ensemble):
+    """The GPU variant's preprocessing step refuses the same traps from their headers, row by row:
+    one request, every valid row scored as the CPU variant scores it, each trap with its reason."""
+    from bw_images import animated_gif, image_traps
+
+    from babelwatch.model.export import run_artifact
+
+    imgs = sample_images(1)
+    traps = image_traps()
+    texts = [f"Row {i}: the {name} quarter beat estimates" for i, (name, _, _) in enumerate(traps)]
+    texts += ["Tesla recalls two million cars", "A zero-byte image is no image", "GIF: first frame only"]
+    images = [data for _, data, _ in traps] + [imgs[0], b"", animated_gif(frames=30)]
+    served = infer(ensemble.grpc_url, texts, images)
+    errors = [e.decode() for e in served["ERROR"].ravel()]
+    for (name, _, reason), err in zip(traps, errors):
+        assert err.startswith(reason), (name, err)
+    assert errors[len(traps):] == ["", "", ""]
+    assert served["MODALITIES"].ravel().tolist() == [1] * len(traps) + [3, 1, 3]
+    local, batch = run_artifact(ARTIFACT, texts, [im or None for im in images])
+    assert batch.row_errors == [e or None for e in errors]
+    np.testing.assert_allclose(served["PROBS"], local, atol=1e-4)
+
+
 def test_ensemble_merges_concurrent_requests_of_different_lengths(ensemble):
     """Requests in different length buckets reach the engine separately; each gets its own rows."""
     from concurrent.futures import ThreadPoolExecutor

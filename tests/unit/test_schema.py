@@ -12,6 +12,15 @@ import pytest
 from babelwatch.schema import DeadLetter, Event, Limits
 from workers.validate import EventValidator, Origin
 
+# the validator reads image headers, so sized test images are a real PNG padded with trailing bytes
+PNG_1PX = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+
+def png_of(n: int) -> bytes:
+    return PNG_1PX + b"\x01" * (n - len(PNG_1PX))
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STREAM = REPO_ROOT / "babelwatch" / "demo" / "sample_events.jsonl"
 TS = 1_714_564_800.0  # 2024-05-01T12:00:00Z
@@ -209,7 +218,7 @@ def test_image_clearly_above_limit():
 
 
 def test_image_exactly_at_limit_is_valid(validator):
-    data = b"\x01" * Limits().max_image_bytes
+    data = png_of(Limits().max_image_bytes)
     ev = validator.validate(dump(event(image_b64=base64.b64encode(data).decode())))
     assert isinstance(ev, Event), getattr(ev, "errors", None)
     assert ev.image_bytes() == data
@@ -219,8 +228,8 @@ def test_image_exactly_at_limit_is_valid(validator):
 def test_image_just_above_limit_is_rejected(limit, extra):
     """The limit is in decoded bytes: max_image_bytes + 1 must already be refused."""
     v = EventValidator(Limits(max_image_bytes=limit))
-    assert isinstance(v.validate(dump(event(image_b64=base64.b64encode(b"\x01" * limit).decode()))), Event)
-    data = b"\x01" * (limit + extra)
+    assert isinstance(v.validate(dump(event(image_b64=base64.b64encode(png_of(limit)).decode()))), Event)
+    data = png_of(limit + extra)
     res = v.validate(dump(event(image_b64=base64.b64encode(data).decode())))
     assert isinstance(res, DeadLetter), f"image of {len(data)} bytes accepted with max_image_bytes={limit}"
     assert res.reason == "invalid_event" and locs(res) == ["image_b64"]

@@ -1,0 +1,54 @@
+"""Topic ids from the broker's metadata (kafka-python's admin client speaks the Metadata versions
+that carry them; aiokafka's does not), for workers.lifetimes."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from workers.retry import DependencyUnavailable
+
+log = logging.getLogger("babelwatch.topic_ids")
+
+
+class TopicIds:
+    """``await ids(["t1", "t2"]) -> {"t1": "uuid", ...}`` (topics that do not exist are left out)."""
+
+    def __init__(self, bootstrap: str, client_id: str = "babelwatch-topic-ids") -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self._admin = None
+        self._lock = threading.Lock()  # one admin client, used from worker threads one at a time
+
+    async def __call__(self, topics: list[str]) -> dict[str, str | None]:
+        try:
+            return await asyncio.to_thread(self._describe, topics)
+        except Exception as exc:  # the broker's state, never the records': the batch waits
+            raise DependencyUnavailable(f"topic metadata: {type(exc).__name__}: {exc}") from exc
+
+    def _describe(self, topics: list[str]) -> dict[str, str | None]:
+        from kafka.admin import KafkaAdminClient
+
+        with self._lock:
+            try:
+                if self._admin is None:
+                    self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id,
+                                                   request_timeout_ms=10_000)
+                described = self._admin.describe_topics(topics)
+            except Exception:
+                self._close()
+                raise
+        return {t["name"]: (str(t["topic_id"]) if t.get("topic_id") else None)
+                for t in described if not t.get("error_code")}
+
+    def _close(self) -> None:
+        if self._admin is not None:
+            try:
+                self._admin.close()
+            except Exception:
+                log.debug("closing the admin client failed", exc_info=True)
+            self._admin = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
