@@ -69,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--batch-sizes", default="1,32")
     b.add_argument("--seconds", type=float, default=10.0, help="measuring time per side and batch size")
     b.add_argument("--concurrency", type=int, default=0, help="also run Triton with N requests in flight")
+    b = bsub.add_parser("soak", help="a long run through the worker (cheap model): RSS of worker, notifier and "
+                                     "Triton at intervals, slope and growth after warm-up")
+    b.add_argument("--events", type=int, default=1_000_000)
+    b.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
+    b.add_argument("--warmup", type=float, default=0.2, help="fraction of the events left out of the trend")
+    b.add_argument("--backlog", type=int, default=20_000, help="most events produced but not yet scored")
+    b.add_argument("--no-notifier", action="store_true", help="do not run `babelwatch notify` alongside")
+    b.add_argument("--strict", action="store_true", help="exit 1 when a component grows by 5 %% or more")
+    b.add_argument("--no-alerts", action="store_true", help="no periodic burst (by default one topic bursts every "
+                                                            "minute on 5-s windows, so alerts fire and resolve)")
 
     p = sub.add_parser("score", help="score JSON-lines events from stdin, one JSON line per event on stdout")
     p.add_argument("--triton", default=None, help="score on this Triton gRPC host:port instead of in-process")
@@ -138,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench_model(settings, batch_sizes=[int(x) for x in args.batch_sizes.split(",")],
                            seconds=args.seconds, concurrency=args.concurrency)
+    if args.cmd == "bench" and args.bench == "soak":
+        from babelwatch.bench.soak import run as bench_soak
+
+        return bench_soak(settings, n_events=args.events, interval_s=args.interval, warmup=args.warmup,
+                          backlog=args.backlog, notifier=not args.no_notifier, strict=args.strict,
+                          alerts=not args.no_alerts)
     if args.cmd == "bench":
         from babelwatch.bench.pipeline import run as bench_pipeline
 

@@ -1,8 +1,9 @@
 """``babelwatch subscriptions ...`` and ``babelwatch silences ...``: a client of the HTTP API.
 
 The commands talk to ``/v1/subscriptions`` and ``/v1/silences`` (``--api URL``, default
-``http://{api_host}:{api_port}`` from the settings). Writes send ``Authorization: Bearer`` with
-``BABELWATCH_API_TOKEN`` (the settings' ``api_token``); the token is never taken from argv.
+``http://{api_host}:{api_port}`` from the settings). Every request, reads included, sends
+``Authorization: Bearer`` with ``BABELWATCH_API_TOKEN`` (the settings' ``api_token``: any token the
+API knows; writes need one with scope ``write``); the token is never taken from argv.
 
 Output is a table (or, for one object, ``field: value`` lines) unless ``--json``. Every failure is
 one line on stderr, ``babelwatch: error: ...``, and a non-zero exit code: 2 for bad input found
@@ -134,11 +135,9 @@ class ApiClient:
     def request(self, method: str, path: str, *, write: bool = False, **kw) -> Any:
         import httpx
 
-        headers = {}
-        if write:
-            if not self.token:
-                raise CliError("writes need the bearer token: set BABELWATCH_API_TOKEN")
-            headers["Authorization"] = f"Bearer {self.token}"
+        if not self.token:  # the API answers nothing but /health without one
+            raise CliError(f"{'writes' if write else 'reads'} need the bearer token: set BABELWATCH_API_TOKEN")
+        headers = {"Authorization": f"Bearer {self.token}"}
         url = self.base_url + path
         try:
             resp = httpx.request(method, url, headers=headers, timeout=self.timeout_s, **kw)
@@ -151,6 +150,8 @@ class ApiClient:
             raise CliError(f"request to {url} failed: {e}") from None
         if resp.status_code == 401:
             raise CliError(f"unauthorized ({_detail(resp)}): check BABELWATCH_API_TOKEN")
+        if resp.status_code == 403:
+            raise CliError(f"forbidden ({_detail(resp)}): BABELWATCH_API_TOKEN may not do this")
         if resp.status_code >= 400:
             raise CliError(f"{method} {path}: {resp.status_code} {_detail(resp)}")
         if resp.status_code == 204 or not resp.content:
@@ -305,12 +306,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_argument("--api", metavar="URL", default=None,
                         help="the HTTP API (default http://{api_host}:{api_port} from BABELWATCH_API_HOST/PORT)")
     common.add_argument("--json", action="store_true", help="machine-readable JSON instead of a table")
-    auth = " (needs BABELWATCH_API_TOKEN)"
+    auth = " (needs a BABELWATCH_API_TOKEN with scope write)"
+    read_auth = " (needs BABELWATCH_API_TOKEN)"
 
     p = sub.add_parser("subscriptions", help="list, show, add and delete alert subscriptions (routes) via the API")
     s = p.add_subparsers(dest="action", required=True, metavar="{list,get,add,delete}")
-    s.add_parser("list", parents=[common], help="all subscriptions")
-    a = s.add_parser("get", parents=[common], help="one subscription")
+    s.add_parser("list", parents=[common], help="all subscriptions (receiver URLs redacted)" + read_auth)
+    a = s.add_parser("get", parents=[common], help="one subscription (receiver URLs redacted)" + read_auth)
     a.add_argument("id")
     a = s.add_parser("add", parents=[common], help="create a subscription from a JSON object" + auth,
                      description="Body: the Route of POST /v1/subscriptions, e.g. {\"id\": \"desk\", \"matchers\": "
@@ -323,7 +325,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("silences", help="list, add and expire silences via the API")
     s = p.add_subparsers(dest="action", required=True, metavar="{list,add,expire}")
-    a = s.add_parser("list", parents=[common], help="silences with their state")
+    a = s.add_parser("list", parents=[common], help="silences with their state" + read_auth)
     a.add_argument("--state", choices=["all", "pending", "active", "expired"], default="all")
     a = s.add_parser("add", parents=[common], help="mute matching alerts for a time" + auth,
                      description="Prints the new silence's id.")

@@ -20,8 +20,9 @@ UNDETERMINED = "und"
 MAX_TS = 1e10
 ALL_LANGS = "*"
 
-_BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
-_SOURCE = re.compile(r"^[A-Za-z0-9_.\-]{1,50}$")
+# \Z, not $: in Python, $ also matches before a final newline ("en\n" would pass into Redis keys)
+_BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*\Z")
+_SOURCE = re.compile(r"^[A-Za-z0-9_.\-]{1,50}\Z")
 
 
 class Limits(BaseModel):

@@ -8,6 +8,16 @@ from workers.windows import WindowState
 
 _ids = itertools.count()
 
+# one short text per language, for tests that need real multilingual events
+TEXTS = {
+    "en": "Shares rallied after the company reported record quarterly profit",
+    "de": "Die Aktie fiel nach der Gewinnwarnung des Vorstands deutlich",
+    "fr": "Le constructeur annonce un rappel massif de ses véhicules en Europe",
+    "es": "Las acciones subieron con fuerza tras los resultados trimestrales",
+    "zh": "公司季度利润创历史新高，股价大涨",
+    "ja": "同社の株価は決算発表を受けて大幅に下落した",
+}
+
 _PROBS = {
     "negative": {"negative": 0.8, "neutral": 0.15, "positive": 0.05},
     "neutral": {"negative": 0.1, "neutral": 0.8, "positive": 0.1},

@@ -1,14 +1,17 @@
-"""Window series per topic, language and window shape."""
+"""Window series per topic, language and window shape. Reads: a token with scope ``read``."""
 from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
+from babelwatch.api.auth import require_reader
+from babelwatch.api.errors import AUTH, NOT_FOUND, unprocessable
+from workers.alerting.model import MAX_TIMESTAMP
 from workers.windows import WindowSpec
 
-router = APIRouter(tags=["trends"])
+router = APIRouter(tags=["trends"], responses=AUTH, dependencies=[Depends(require_reader)])
 
 
 class TopicInfo(BaseModel):
@@ -38,14 +41,16 @@ async def topics(request: Request) -> list[TopicInfo]:
     return [TopicInfo(topic=t, languages=await store.langs(t)) for t in await store.topics()]
 
 
-@router.get("/trends", response_model=Series)
+@router.get("/trends", response_model=Series, responses={404: {**NOT_FOUND[404], "description": "window not kept"}})
 async def trends(
     request: Request,
     topic: str = Query(min_length=1, max_length=200),
     lang: str = Query("*", max_length=35, description="ISO 639-1 code or * for all languages"),
-    window: str | None = Query(None, description="window shape: SIZE or SIZE/HOP; default the primary"),
+    window: str | None = Query(None, max_length=32, description="window shape: SIZE or SIZE/HOP; default the primary"),
     points: int = Query(60, ge=1, le=1000),
-    end: float | None = Query(None, description="epoch seconds; default now"),
+    # finite and within datetime's range: inf/nan used to reach int() and answer 500
+    end: float | None = Query(None, ge=0, le=MAX_TIMESTAMP, allow_inf_nan=False,
+                              description="epoch seconds; default now"),
 ) -> Series:
     store = request.app.state.windows
     if window is None:
@@ -54,7 +59,7 @@ async def trends(
         try:
             spec = WindowSpec.parse(window)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise unprocessable(("query", "window"), str(exc)) from None
         if spec not in store.specs:
             raise HTTPException(404, f"window {window} is not kept; kept: {[s.name for s in store.specs]}")
     rows = await store.series(topic, lang, end if end is not None else time.time(), points, spec)

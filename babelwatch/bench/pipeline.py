@@ -21,6 +21,7 @@ Triton (server + backend stubs), Redis and this process are read from /proc arou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -29,10 +30,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence, TypeVar
 
 import orjson
 
+from workers.alerting.tasks import cancel
+
+T = TypeVar("T")
 log = logging.getLogger("babelwatch.bench")
 
 SAMPLE = Path(__file__).resolve().parents[1] / "demo" / "sample_events.jsonl"
@@ -351,12 +355,8 @@ class OutputWatcher:
                 pass
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        with contextlib.suppress(Exception):  # a consumer that failed already said so in check()
+            await cancel(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
 
@@ -670,37 +670,34 @@ async def _phases(bench: Bench, n_events: int, n_real: int) -> tuple[list[PhaseR
     return results, lat
 
 
-def run(settings, n_events: int = 20_000, n_real: int = 3_000) -> int:
+def run_on_local_stack(settings, kind: str, models: Sequence[str], work: Callable[[Bench], Awaitable[T]]
+                       ) -> tuple[int, T | None, Path]:
+    """Start a local stack (broker, Redis, Triton serving ``models``), run ``await work(bench)``,
+    stop everything whatever happens (Ctrl-C and SIGTERM included) and drop the bench's Redis keys.
+    Returns (exit code: 0, 1 failed, 130 interrupted; the work's result; the run directory)."""
     from babelwatch.localstack.stack import LocalStack
-    from babelwatch.localstack.triton import SERVED_MODELS
 
-    if n_events < 1 or n_real < 1:
-        log.error("--events and --real-events must be positive")
-        return 2
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(settings.run_dir) / f"bench-{stamp}-{os.getpid()}"
-    prefix = f"bench{os.getpid()}x{int(time.time())}"
-    t_all = time.monotonic()
-    load_before = loadavg()
-    _ensure_model(settings)
+    run_dir = Path(settings.run_dir) / f"{kind}-{stamp}-{os.getpid()}"
+    prefix = f"{kind}{os.getpid()}x{int(time.time())}"
     templates = load_templates()
     # SIGTERM (timeout, CI cancel) would end the process without running the cleanup below, and
     # the servers live in their own sessions: turn it into KeyboardInterrupt like Ctrl-C.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     stack = LocalStack(redis_url=settings.redis_url, triton_repo=settings.triton_repo, run_dir=run_dir,
-                       triton_load_models=SERVED_MODELS)
+                       triton_load_models=tuple(models))
     bench: Bench | None = None
     try:
         stack.start()
         redis_pid = stack.redis.process.pid if stack.redis.owned else find_pid("redis-server")
         bench = Bench(settings, stack, run_dir, templates, prefix, CpuMeter(stack, redis_pid))
-        results, lat = asyncio.run(_phases(bench, n_events, n_real))
+        return 0, asyncio.run(work(bench)), run_dir
     except KeyboardInterrupt:
-        log.error("bench interrupted, stopping everything (logs in %s)", run_dir)
-        return 130
+        log.error("%s interrupted, stopping everything (logs in %s)", kind, run_dir)
+        return 130, None, run_dir
     except Exception:
-        log.exception("bench failed (logs in %s)", run_dir)
-        return 1
+        log.exception("%s failed (logs in %s)", kind, run_dir)
+        return 1, None, run_dir
     finally:
         for worker in bench.workers if bench is not None else ():
             try:
@@ -714,6 +711,21 @@ def run(settings, n_events: int = 20_000, n_real: int = 3_000) -> int:
             log.exception("redis cleanup failed")
         stack.stop()
         signal.signal(signal.SIGTERM, previous)
+
+
+def run(settings, n_events: int = 20_000, n_real: int = 3_000) -> int:
+    from babelwatch.localstack.triton import SERVED_MODELS
+
+    if n_events < 1 or n_real < 1:
+        log.error("--events and --real-events must be positive")
+        return 2
+    t_all = time.monotonic()
+    load_before = loadavg()
+    _ensure_model(settings)
+    rc, got, run_dir = run_on_local_stack(settings, "bench", SERVED_MODELS, lambda b: _phases(b, n_events, n_real))
+    if rc:
+        return rc
+    results, lat = got
     sys.stdout.write(report(results, lat, settings, (load_before, loadavg())))
     sys.stdout.write(f"\ntotal wall time {time.monotonic() - t_all:.0f}s; logs in {run_dir}\n")
     sys.stdout.flush()

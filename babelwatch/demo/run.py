@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import threading
 import time
@@ -63,6 +64,23 @@ def _run_dir(settings: Settings, name: str) -> Path:
     return path
 
 
+def local_api_tokens(settings: Settings, run_dir: Path) -> tuple[dict[str, str], Path | None]:
+    """The API refuses every /v1 request without a token. When none is configured, the local stack
+    makes one: a tokens file (0600) in its run directory, whose path is printed, never the token."""
+    if settings.api_token is not None or settings.api_tokens_file is not None:
+        return {}, None
+    path = run_dir / "api-tokens"
+    path.touch(mode=0o600)
+    path.write_text(f"local write {secrets.token_urlsafe(32)}\n", encoding="utf-8")
+    return {"BABELWATCH_API_TOKENS_FILE": str(path)}, path
+
+
+def _token_hint(path: Path | None) -> str:
+    if path is None:
+        return ""
+    return f"  export BABELWATCH_API_TOKEN=$(awk '{{print $3}}' {path})   # the API's token\n"
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -70,8 +88,10 @@ def _interrupt(signum, frame) -> None:
 def up(settings: Settings, with_worker: bool = True, api_port: int | None = None) -> int:
     ensure_model()
     run_dir = _run_dir(settings, "up")
+    tokens_env, tokens_file = local_api_tokens(settings, run_dir)
     with stack_for(settings, run_dir) as stack:
-        notifier = NotifierProcess(run_dir, worker_env(stack), port=api_port or settings.api_port).launch()
+        notifier = NotifierProcess(run_dir, {**worker_env(stack), **tokens_env},
+                                   port=api_port or settings.api_port).launch()
         worker = None
         try:
             worker = WorkerProcess(run_dir, worker_env(stack)).start() if with_worker else None
@@ -83,7 +103,9 @@ def up(settings: Settings, with_worker: bool = True, api_port: int | None = None
                 f"  export BABELWATCH_TRITON_URL={stack.triton_grpc_url}\n"
                 "  babelwatch produce            # the sample stream\n"
                 "  babelwatch tail alerts\n"
-                f"  curl -N {notifier.url}/v1/alerts/stream     # live alerts (API docs: {notifier.url}/docs)\n"
+                + _token_hint(tokens_file) +
+                f'  curl -N -H "Authorization: Bearer $BABELWATCH_API_TOKEN" {notifier.url}/v1/alerts/stream'
+                f"     # live alerts (API docs: {notifier.url}/docs)\n"
                 f"logs: {run_dir}\nCtrl-C stops everything.",
                 flush=True,
             )
@@ -218,15 +240,17 @@ def demo(settings: Settings, file: Path, rate: float = 8.0, window_s: int = 5, t
             pass
     run_dir = _run_dir(settings, "demo")
     overrides = dict(window_s=window_s, redis_prefix=prefix, spike_history=5, spike_min_history=3)
+    tokens_env, tokens_file = local_api_tokens(settings, run_dir)
     with stack_for(settings, run_dir) as stack:
-        notifier = NotifierProcess(run_dir, worker_env(stack, **overrides)).launch()
+        notifier = NotifierProcess(run_dir, {**worker_env(stack, **overrides), **tokens_env}).launch()
         try:
             worker = WorkerProcess(run_dir, worker_env(stack, **overrides)).start()
             notifier.wait_ready()
         except BaseException:
             notifier.stop()
             raise
-        console.print(f"API and live alerts: {notifier.url}/v1/alerts/stream (docs {notifier.url}/docs)")
+        console.print(f"API and live alerts: {notifier.url}/v1/alerts/stream (docs {notifier.url}/docs)"
+                      + (f"; token: the third field of {tokens_file}" if tokens_file else ""), soft_wrap=True)
         outputs, stop = Outputs(), threading.Event()
         collector = threading.Thread(target=_collect, args=(settings, stack.bootstrap, outputs, stop), daemon=True)
         collector.start()

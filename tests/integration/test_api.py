@@ -25,6 +25,8 @@ from workers.windows import WindowSpec, WindowStore
 
 pytestmark = pytest.mark.integration
 
+AUTH = {"Authorization": "Bearer s3cret-token"}  # reads need the token too
+
 
 @contextmanager
 def serve(settings: Settings, notifier=None):
@@ -79,7 +81,7 @@ async def seed(settings: Settings) -> None:
 async def test_trends_topics_alerts_and_health(api):
     settings, base = api
     await seed(settings)
-    async with httpx.AsyncClient(base_url=base, timeout=5) as c:
+    async with httpx.AsyncClient(base_url=base, timeout=5, headers=AUTH) as c:
         assert (await c.get("/health")).json() == {"status": "ok"}
         assert (await c.get("/ready")).status_code == 200
         assert (await c.get("/v1/topics")).json() == [{"topic": "TSLA", "languages": ["*", "de", "en"]}]
@@ -102,14 +104,14 @@ async def test_trends_topics_alerts_and_health(api):
         assert [(a["state"], a["labels"]["topic"], a["labels"]["language"]) for a in active] == [("firing", "TSLA", "en")]
         assert (await c.get("/v1/alerts/active", params={"topic": "AAPL"})).json() == []
         assert (await c.get("/v1/alerts/active", params={"state": "pending"})).json() == []
-        # the live stream lives in the notifier's process: not here
+        # the live stream lives in the notifier's process: not here (404, and not in this OpenAPI document)
         r = await c.get("/v1/alerts/stream")
-        assert r.status_code == 503 and "babelwatch notify" in r.json()["detail"]
+        assert r.status_code == 404 and "babelwatch notify" in r.json()["detail"]
 
 
 async def test_bad_queries_get_clear_4xx(api):
     _, base = api
-    async with httpx.AsyncClient(base_url=base, timeout=5) as c:
+    async with httpx.AsyncClient(base_url=base, timeout=5, headers=AUTH) as c:
         assert (await c.get("/v1/trends")).status_code == 422  # topic missing
         assert (await c.get("/v1/trends", params={"topic": "X", "points": 0})).status_code == 422
         r = await c.get("/v1/trends", params={"topic": "X", "window": "3600"})
@@ -123,7 +125,10 @@ async def test_openapi_document_lists_the_endpoints(api):
     async with httpx.AsyncClient(base_url=base, timeout=5) as c:
         doc = (await c.get("/openapi.json")).json()
     assert {"/health", "/ready", "/v1/topics", "/v1/trends", "/v1/alerts", "/v1/alerts/active",
-            "/v1/alerts/stream", "/v1/subscriptions", "/v1/silences"} <= set(doc["paths"])
+            "/v1/subscriptions", "/v1/silences"} <= set(doc["paths"])
+    assert "/v1/alerts/stream" not in doc["paths"]  # served (and documented) by `babelwatch notify` only
+    with_stream = create_app(Settings(), notifier=StubNotifier()).openapi()
+    assert "/v1/alerts/stream" in with_stream["paths"]
 
 
 async def test_subscriptions_and_silences_crud_with_bearer_auth(api):
@@ -139,7 +144,7 @@ async def test_subscriptions_and_silences_crud_with_bearer_auth(api):
         created = await c.post("/v1/subscriptions", json=route, headers=auth)
         assert created.status_code == 201, created.text
         assert (await c.post("/v1/subscriptions", json=route, headers=auth)).status_code == 409
-        listed = (await c.get("/v1/subscriptions")).json()
+        listed = (await c.get("/v1/subscriptions", headers=auth)).json()
         assert [r["id"] for r in listed] == ["desk-tsla"]
         assert listed[0]["receivers"][0]["name"] == "webhook-0"
         bad = await c.post("/v1/subscriptions", headers=auth, json={**route, "id": "x2", "receivers": []})
@@ -158,13 +163,13 @@ async def test_subscriptions_and_silences_crud_with_bearer_auth(api):
         s = await c.post("/v1/silences", json=silence, headers=auth)
         assert s.status_code == 201
         sid = s.json()["id"]
-        assert [x["id"] for x in (await c.get("/v1/silences", params={"state": "active"})).json()] == [sid]
+        assert [x["id"] for x in (await c.get("/v1/silences", params={"state": "active"}, headers=auth)).json()] == [sid]
         bad = await c.post("/v1/silences", headers=auth, json={**silence, "ends_at": now - 10})
         assert bad.status_code == 422
         assert (await c.delete(f"/v1/silences/{sid}", headers=auth)).status_code == 200
-        assert (await c.get("/v1/silences", params={"state": "active"})).json() == []
+        assert (await c.get("/v1/silences", params={"state": "active"}, headers=auth)).json() == []
         assert (await c.delete("/v1/subscriptions/desk-tsla", headers=auth)).status_code == 204
-        assert (await c.get("/v1/subscriptions/desk-tsla")).status_code == 404
+        assert (await c.get("/v1/subscriptions/desk-tsla", headers=auth)).status_code == 404
 
 
 async def test_writes_are_refused_when_no_token_is_configured():
@@ -192,10 +197,11 @@ class StubNotifier:
 
 async def test_live_stream_serves_the_hosted_notifiers_broadcaster():
     notifier = StubNotifier()
-    settings = Settings(redis_prefix=f"bwtest-api-{uuid.uuid4().hex[:8]}", api_port=free_port())
+    settings = Settings(redis_prefix=f"bwtest-api-{uuid.uuid4().hex[:8]}", api_port=free_port(),
+                        api_token="s3cret-token")
     with serve(settings, notifier=notifier) as base:
         assert notifier.started
-        async with httpx.AsyncClient(base_url=base, timeout=5) as c:
+        async with httpx.AsyncClient(base_url=base, timeout=5, headers=AUTH) as c:
             async with c.stream("GET", "/v1/alerts/stream") as resp:
                 assert resp.status_code == 200
                 assert resp.headers["content-type"].startswith("text/event-stream")

@@ -52,5 +52,10 @@ def test_demo_command_scores_everything_and_alerts(tmp_path):
     fired = re.search(r"(\d+)\s+alert\(s\)\s+fired", out)
     assert fired and int(fired.group(1)) >= 1, out[-3000:]
     assert "/v1/alerts/stream" in out  # the notifier and its API ran alongside
+    # reads need a token: the demo made one in a 0600 file and printed its path, never the token
+    (tokens,) = tmp_path.rglob("api-tokens")
+    assert tokens.stat().st_mode & 0o077 == 0
+    name, scope, token = tokens.read_text().split()
+    assert scope == "write" and len(token) >= 32 and token not in out and str(tokens) in out
     # everything the demo started is gone again
     assert "localstack: stopped" in out

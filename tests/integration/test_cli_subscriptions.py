@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,43 +15,20 @@ from pathlib import Path
 import pytest
 
 from babelwatch.cli import main
-from babelwatch.localstack.process import ManagedProcess, free_port, wait_until
+from babelwatch.localstack.process import free_port
+from bw_api import WRITE_TOKEN as TOKEN, api_server
 from babelwatch.settings import get_settings
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/0"
-TOKEN = "cli-test-token"
 
 
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory):
-    prefix = f"bwtest-cli-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    env = {**os.environ, "BABELWATCH_REDIS_URL": REDIS_URL, "BABELWATCH_REDIS_PREFIX": prefix,
-           "BABELWATCH_API_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-    proc = ManagedProcess("api", [sys.executable, "-m", "babelwatch", "api", "--host", "127.0.0.1", "--port", str(port)],
-                          tmp_path_factory.mktemp("cli-api"), env=env, cwd=REPO)
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        with urllib.request.urlopen(base + "/health", timeout=2) as resp:
-            return resp.status == 200
-
-    proc.start()
-    try:
-        wait_until(answers, 60, interval=0.2, what="babelwatch api answering", process=proc)
-        yield base
-    finally:
-        proc.stop()
-        import redis
-
-        r = redis.Redis.from_url(REDIS_URL)
-        keys = list(r.scan_iter(f"{prefix}:*"))
-        if keys:
-            r.delete(*keys)
-        r.close()
+    with api_server(tmp_path_factory.mktemp("cli-api")) as srv:
+        yield srv.base
 
 
 @dataclass
@@ -114,7 +90,8 @@ def test_subscription_add_list_get_delete(cli, tmp_path):
     assert header.split() == ["ID", "MATCHERS", "GROUP_BY", "RECEIVERS", "DESCRIPTION"]
     row = next(r for r in rows if r.startswith(rid))
     assert 'topic="TSLA",severity=~"warning|critical"' in row
-    assert "topic,language" in row and "webhook:https://hooks.example.com/bw" in row and "TSLA desk" in row
+    assert "topic,language" in row and "TSLA desk" in row
+    assert "webhook:https://hooks.example.com/<secret>" in row  # redacted on read
 
     as_json = cli("subscriptions", "list", "--json").json()
     mine = next(r for r in as_json if r["id"] == rid)
@@ -125,7 +102,7 @@ def test_subscription_add_list_get_delete(cli, tmp_path):
     assert got.code == 0
     fields = dict(line.split(None, 1) for line in got.out.splitlines() if not line.startswith("receiver "))
     assert fields["id"] == rid and fields["group_by"] == "topic, language" and fields["group_wait"] == "10s"
-    assert "receiver webhook-0  webhook:https://hooks.example.com/bw" in got.out
+    assert "receiver webhook-0  webhook:https://hooks.example.com/<secret>" in got.out
     assert cli("subscriptions", "get", rid, "--json").json() == mine
 
     # the same id again: the API's 409, as one line
@@ -228,7 +205,7 @@ def test_missing_or_wrong_token_is_refused_clearly(cli, monkeypatch, tmp_path):
     monkeypatch.delenv("BABELWATCH_API_TOKEN")
     one_line_error(cli("subscriptions", "add", "-f", str(f)), "set BABELWATCH_API_TOKEN")
     one_line_error(cli("silences", "add", "-m", "topic=TSLA"), "set BABELWATCH_API_TOKEN")
-    assert cli("subscriptions", "list", "--json").code == 0  # reads need no token
+    one_line_error(cli("subscriptions", "list", "--json"), "reads need the bearer token", "set BABELWATCH_API_TOKEN")
 
     monkeypatch.setenv("BABELWATCH_API_TOKEN", "not-the-token")
     res = cli("subscriptions", "add", "-f", str(f))
@@ -236,6 +213,7 @@ def test_missing_or_wrong_token_is_refused_clearly(cli, monkeypatch, tmp_path):
     assert res.code == 1
     one_line_error(cli("silences", "expire", "whatever"), "unauthorized")
     assert "not-the-token" not in res.err
+    one_line_error(cli("silences", "list"), "unauthorized", "missing or wrong bearer token")  # reads too
 
     monkeypatch.setenv("BABELWATCH_API_TOKEN", TOKEN)
     assert cli("subscriptions", "get", rid).code == 1  # nothing was created
@@ -254,7 +232,8 @@ def test_installed_command_reports_without_traceback():
     port = free_port()
     done = subprocess.run([sys.executable, "-m", "babelwatch", "silences", "list"], cwd=REPO, capture_output=True,
                           text=True, timeout=60,
-                          env={**os.environ, "BABELWATCH_API_HOST": "127.0.0.1", "BABELWATCH_API_PORT": str(port)})
+                          env={**os.environ, "BABELWATCH_API_HOST": "127.0.0.1", "BABELWATCH_API_PORT": str(port),
+                               "BABELWATCH_API_TOKEN": TOKEN})  # without one it stops before connecting
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         f"babelwatch: error: cannot reach the API at http://127.0.0.1:{port} (connection refused or host unknown; "

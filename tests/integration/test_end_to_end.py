@@ -17,19 +17,12 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from workers.alerting import cloudevents
 from workers.alerting.model import AlertInstance
+from bw_factories import TEXTS
 
 pytestmark = pytest.mark.integration
 
 WINDOW = 10
 TOPICS = ["AAPL", "TSLA", "BTC"]
-TEXTS = {
-    "en": "Shares rallied after the company reported record quarterly profit",
-    "de": "Die Aktie fiel nach der Gewinnwarnung des Vorstands deutlich",
-    "fr": "Le constructeur annonce un rappel massif de ses véhicules en Europe",
-    "es": "Las acciones subieron con fuerza tras los resultados trimestrales",
-    "zh": "公司季度利润创历史新高，股价大涨",
-    "ja": "同社の株価は決算発表を受けて大幅に下落した",
-}
 
 
 def consume(bootstrap: str, topic: str, want: int, timeout: float = 60.0, keys: bool = False) -> list:

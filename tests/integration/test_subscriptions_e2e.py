@@ -64,7 +64,8 @@ def webhook_route(route_id: str, topic: str, url: str, secret_ref: str | None = 
 
 
 async def read_sse(url: str, out: list[dict], ready: asyncio.Event) -> None:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=None)) as c:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=None),
+                                 headers={"Authorization": f"Bearer {TOKEN}"}) as c:  # reads need the token
         async with c.stream("GET", url + "/v1/alerts/stream", params={"heartbeat_s": 1}) as resp:
             assert resp.status_code == 200
             ready.set()
@@ -84,7 +85,7 @@ async def test_subscribers_receive_exactly_their_alerts_once(world):
         await asyncio.to_thread(w.start_worker)
         await asyncio.to_thread(notifier.wait_ready)
         auth = {"Authorization": f"Bearer {TOKEN}"}
-        async with httpx.AsyncClient(base_url=notifier.url, timeout=10) as api:
+        async with httpx.AsyncClient(base_url=notifier.url, timeout=10, headers=auth) as api:
             for route in (webhook_route("tsla-desk", "TSLA", tsla.url("/tsla"), "env:BABELWATCH_SECRET_TSLA_DESK"),
                           webhook_route("aapl-desk", "AAPL", aapl.url("/aapl"))):
                 created = await api.post("/v1/subscriptions", json=route, headers=auth)

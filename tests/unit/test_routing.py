@@ -208,3 +208,21 @@ def test_route_change_keeps_or_resets_groups():
     router.set_routes([])
     router.ingest([alert("AAPL")], now=T0)
     assert router.groups == {}
+
+
+def test_hostile_topic_against_a_catastrophic_regex_routes_in_linear_time():
+    """A producer picks the topic: `(a+)+$` against a long run of 'a's froze Python's re for ~12 s at
+    25 characters (each more doubled it). On RE2 the router stays fast and still routes correctly."""
+    import time
+
+    router = Router([route(matchers=[Matcher.parse("topic=~(a+)+$")]),
+                     route(id="r2", matchers=[Matcher.parse('topic!~"(a|aa)+$"')])],
+                    [Silence(matchers=[Matcher.parse("topic=~(a*)*b")], starts_at=T0 - 1, ends_at=T0 + 10**6,
+                             created_by="t")])
+    hostile = alert(topic="a" * 1000 + "!")  # label values are capped at 1024 characters
+    t0 = time.perf_counter()
+    for _ in range(100):
+        router.ingest([hostile], now=T0)
+    router.flush(now=T0 + 30)
+    assert time.perf_counter() - t0 < 1.0
+    assert [g.route.id for g in router.groups.values()] == ["r2"]  # r1's regex does not match: '!' at the end

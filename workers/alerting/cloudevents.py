@@ -27,8 +27,8 @@ ALERT_TYPE = "io.babelwatch.alert.{}"
 GROUP_TYPE = "io.babelwatch.alertgroup.{}"
 
 _REQUIRED = ("specversion", "id", "source", "type")
-_ATTR_NAME = re.compile(r"^[a-z0-9]{1,20}$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+_ATTR_NAME = re.compile(r"^[a-z0-9]{1,20}\Z")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})\Z")
 
 
 def envelope(type_: str, data: Any, *, source: str = DEFAULT_SOURCE, id_: str | None = None,

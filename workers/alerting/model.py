@@ -6,24 +6,32 @@ Semantics follow Prometheus/Alertmanager where they overlap:
   over the sorted ``name 0xff value 0xff`` bytes, 16 hex digits), so it equals the one Alertmanager
   shows for the same labels. Labels with an empty value are dropped (``foo=""`` == no ``foo``);
 * matchers ``=``, ``!=``, ``=~``, ``!~``; regexes are fully anchored (``^(?:re)$``) and a missing
-  label matches as the empty string;
+  label matches as the empty string. Regexes run on RE2 (``google-re2``): RE2 syntax, as Alertmanager's
+  Go ``regexp`` (no backreferences, no look-around), and matching time linear in the text: the text is
+  a label such as an event's topic, which any producer chooses, so a backtracking engine would let one
+  pattern like ``(a+)+$`` freeze the notifier;
 * durations accept seconds or Go-style strings (``"30s"``, ``"5m"``, ``"1h30m"``) and are kept as
-  float seconds; times are epoch seconds (ISO-8601 accepted on input).
+  float seconds; times are epoch seconds (ISO-8601 accepted on input). Non-finite numbers (``inf``,
+  ``nan``) are refused everywhere, times must lie in [1970, 9999] and durations within ten years.
 """
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from datetime import datetime, timezone
-from functools import cached_property
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
+import re2
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    WithJsonSchema,
     computed_field,
     field_validator,
     model_validator,
@@ -32,12 +40,17 @@ from pydantic import (
 AlertState = Literal["inactive", "pending", "firing", "resolved"]
 ACTIVE_STATES = ("pending", "firing")
 
+# patterns shared with pydantic (Rust regex) and OpenAPI: there "$" is the end of the text; in
+# Python it also matches before a final newline, so Python code uses fullmatch
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _KAFKA_TOPIC = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
 MAX_LABELS = 32
 MAX_LABEL_VALUE = 1024
 MAX_REGEX = 512
+MAX_MATCHER_TEXT = 2 * MAX_REGEX  # 'name op value' as text: checked before any parsing
+MAX_TIMESTAMP = 253_402_300_799.0  # 9999-12-31T23:59:59Z: the last time datetime (and RFC 3339) can show
+MAX_DURATION = 10 * 365 * 86_400.0
 
 # ---------------------------------------------------------------------------------------------- time
 
@@ -51,18 +64,33 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
+def _finite(x: int | float | str, what: str) -> float:
+    """``float(x)``, refusing inf/nan, and ints too large for a float (OverflowError, not a ValueError,
+    would escape validation as a server error)."""
+    try:
+        f = float(x)
+    except OverflowError:
+        raise ValueError(f"{what} must be a finite number") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{what} must be a finite number")
+    return f
+
+
 def parse_duration(v: Any) -> Any:
     """Seconds (number or numeric string) or a Go/Prometheus duration such as ``1h30m``."""
     if isinstance(v, bool):
         raise ValueError("duration must be seconds or a string like '5m'")
     if isinstance(v, (int, float)):
-        return float(v)
+        return _finite(v, "duration")
     if isinstance(v, str):
         s = v.strip()
+        if len(s) > 64:
+            raise ValueError("duration longer than 64 characters")
         try:
-            return float(s)
-        except ValueError:
-            pass
+            return _finite(s, "duration")
+        except ValueError as e:
+            if "finite" in str(e):
+                raise
         pos, total = 0, 0.0
         for m in _DURATION_PART.finditer(s):
             if m.start() != pos:
@@ -77,11 +105,18 @@ def parse_duration(v: Any) -> Any:
 
 def parse_time(v: Any) -> Any:
     """Epoch seconds, or ISO-8601 (no offset = UTC)."""
+    if isinstance(v, bool):
+        raise ValueError("time must be epoch seconds or ISO-8601")
+    if isinstance(v, (int, float)):
+        return _finite(v, "time")
     if isinstance(v, str):
+        if len(v) > 64:
+            raise ValueError("time longer than 64 characters")
         try:
-            return float(v)
-        except ValueError:
-            pass
+            return _finite(v, "time")
+        except ValueError as e:
+            if "finite" in str(e):
+                raise
         try:
             t = datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
@@ -92,8 +127,20 @@ def parse_time(v: Any) -> Any:
     return v
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-Timestamp = Annotated[float, BeforeValidator(parse_time)]
+# allow_inf_nan=False also refuses JSON's NaN/Infinity literals, which Python's json module accepts.
+# The input schemas say what is accepted (a number, or text); answers always carry the number.
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_DURATION, allow_inf_nan=False),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_DURATION},
+                              {"type": "string", "maxLength": 64, "description": "e.g. '30s', '5m', '1h30m'"}]},
+                   mode="validation"),
+]
+Timestamp = Annotated[
+    float, BeforeValidator(parse_time), Field(ge=0, le=MAX_TIMESTAMP, allow_inf_nan=False),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_TIMESTAMP},
+                              {"type": "string", "maxLength": 64, "description": "ISO-8601 (no offset: UTC)"}]},
+                   mode="validation"),
+]
 
 # -------------------------------------------------------------------------------------------- labels
 
@@ -119,7 +166,7 @@ def clean_labels(v: Any) -> dict[str, str]:
         raise ValueError(f"more than {MAX_LABELS} labels")
     out: dict[str, str] = {}
     for k, val in v.items():
-        if not isinstance(k, str) or not _LABEL_NAME.match(k):
+        if not isinstance(k, str) or not _LABEL_NAME.fullmatch(k):
             raise ValueError(f"label name {str(k)[:40]!r} must match [a-zA-Z_][a-zA-Z0-9_]*")
         if not isinstance(val, str):
             raise ValueError(f"label {k!r} must be a string")
@@ -162,7 +209,31 @@ class AlertInstance(BaseModel):
 # ------------------------------------------------------------------------------------------ matchers
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
-_MATCHER_TEXT = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.S)
+# applied to the stripped text: a lazy group before \s*$ (the old form) was quadratic on long blanks
+_MATCHER_TEXT = re.compile(r'^([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)(.*)$', re.S)
+
+
+def _re2_options() -> "re2.Options":
+    o = re2.Options()
+    o.dot_nl = True          # '.' matches a newline too, as the former re.S did
+    o.never_capture = True   # only match/no match is needed
+    o.log_errors = False     # errors come back as exceptions; RE2 would also print them to stderr
+    o.max_mem = 1 << 20      # compiled-program budget: bigger patterns fail to compile (422), not slow
+    return o
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+@lru_cache(maxsize=4096)
+def compile_matcher_regex(value: str) -> "re2._Regexp":
+    """``^(?:value)$`` compiled by RE2 (cached: routes and silences are re-validated on every reload).
+    Raises ``ValueError`` with RE2's reason for patterns RE2 refuses."""
+    try:
+        return re2.compile(f"^(?:{value})$", _RE2_OPTIONS)
+    except re2.error as e:
+        reason = e.args[0] if e.args else e
+        raise ValueError(reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)) from None
 
 
 class Matcher(BaseModel):
@@ -181,7 +252,12 @@ class Matcher(BaseModel):
         if isinstance(data, str):
             return cls._parse_text(data)
         if isinstance(data, dict) and "isRegex" in data:
-            regex, equal = bool(data.get("isRegex")), bool(data.get("isEqual", True))
+            unknown = set(data) - {"name", "value", "isRegex", "isEqual"}
+            if unknown:
+                raise ValueError(f"unknown field(s) {sorted(map(str, unknown))[:3]} in an Alertmanager-form matcher")
+            regex, equal = data.get("isRegex"), data.get("isEqual", True)
+            if not isinstance(regex, bool) or not isinstance(equal, bool):
+                raise ValueError("isRegex and isEqual must be true or false")
             op = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}[(regex, equal)]
             return {"name": data.get("name"), "op": op, "value": data.get("value", "")}
         return data
@@ -190,21 +266,25 @@ class Matcher(BaseModel):
     def _compiles(self) -> "Matcher":
         if self.op in ("=~", "!~"):
             try:
-                self._regex  # noqa: B018 - compile now so bad patterns fail validation
-            except re.error as e:
+                compile_matcher_regex(self.value)  # compile now so bad patterns fail validation
+            except ValueError as e:
                 raise ValueError(f"invalid regex {self.value[:40]!r}: {e}") from None
         return self
 
-    @cached_property
-    def _regex(self) -> re.Pattern[str]:
-        return re.compile(f"^(?:{self.value})$", re.S)
+    @property
+    def _regex(self) -> "re2._Regexp":
+        # a module-level cache rather than a cached attribute: matchers stay plain, copyable values
+        return compile_matcher_regex(self.value)
 
     @staticmethod
     def _parse_text(text: str) -> dict[str, str]:
-        m = _MATCHER_TEXT.match(text)
+        if len(text) > MAX_MATCHER_TEXT:
+            raise ValueError(f"matcher longer than {MAX_MATCHER_TEXT} characters")
+        m = _MATCHER_TEXT.match(text.strip())
         if not m:
             raise ValueError(f"matcher {text[:60]!r} is not 'name=value', 'name!=value', 'name=~re' or 'name!~re'")
         name, op, value = m.groups()
+        value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
         return {"name": name, "op": op, "value": value}
@@ -227,6 +307,20 @@ class Matcher(BaseModel):
         return f'{self.name}{self.op}"{escaped}"'
 
 
+_LABEL_NAME_SCHEMA = {"type": "string", "pattern": _LABEL_NAME.pattern}
+# what a matcher may be sent as (the answer is always the first form)
+MatcherInput = Annotated[Matcher, WithJsonSchema({"anyOf": [
+    {"type": "object", "title": "Matcher", "additionalProperties": False, "required": ["name"], "properties": {
+        "name": _LABEL_NAME_SCHEMA, "op": {"enum": ["=", "!=", "=~", "!~"], "default": "="},
+        "value": {"type": "string", "maxLength": MAX_REGEX, "default": ""}}},
+    {"type": "object", "title": "Alertmanager matcher", "additionalProperties": False,
+     "required": ["name", "isRegex"], "properties": {
+        "name": _LABEL_NAME_SCHEMA, "value": {"type": "string", "maxLength": MAX_REGEX, "default": ""},
+        "isRegex": {"type": "boolean"}, "isEqual": {"type": "boolean", "default": True}}},
+    {"type": "string", "maxLength": MAX_MATCHER_TEXT, "description": "amtool syntax, e.g. topic=~\"AAPL|TSLA\""},
+]}, mode="validation")]
+
+
 def match_all(matchers: list[Matcher], labels: dict[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
 
@@ -243,8 +337,15 @@ def _http_url(v: str) -> str:
     return v
 
 
+def _tag_required(schema: dict[str, Any]) -> None:
+    # ``type`` has a default for Python callers, but in JSON it picks the receiver kind: required there
+    required = schema.setdefault("required", [])
+    if "type" not in required:
+        required.insert(0, "type")
+
+
 class _ReceiverBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_tag_required)
 
     name: str = Field("", max_length=64, description="unique within the route; defaults to '<type>-<n>'")
 
@@ -255,11 +356,12 @@ class KafkaReceiver(_ReceiverBase):
 
 
 class _HttpReceiver(_ReceiverBase):
+    # strict: a JSON number only, no "5" or true coerced (the body means what its schema says)
     url: str = Field(max_length=2048)
-    timeout_s: float = Field(5.0, gt=0, le=60)
-    retries: int = Field(3, ge=0, le=10, description="attempts after the first one")
-    backoff_s: float = Field(0.5, ge=0, le=60, description="first retry delay; doubles each retry")
-    max_backoff_s: float = Field(30.0, ge=0, le=600)
+    timeout_s: float = Field(5.0, gt=0, le=60, strict=True)
+    retries: int = Field(3, ge=0, le=10, strict=True, description="attempts after the first one")
+    backoff_s: float = Field(0.5, ge=0, le=60, strict=True, description="first retry delay; doubles each retry")
+    max_backoff_s: float = Field(30.0, ge=0, le=600, strict=True)
 
     @field_validator("url")
     @classmethod
@@ -302,16 +404,16 @@ class Route(BaseModel):
     labels (one group per alert), ``[]`` puts every matching alert in one group.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str = Field(default_factory=_new_id, pattern=_ID.pattern)
     description: str = Field("", max_length=500)
-    matchers: list[Matcher] = Field(default_factory=list, max_length=32)
+    matchers: list[MatcherInput] = Field(default_factory=list, max_length=32)
     group_by: list[str] = Field(default_factory=list, max_length=32)
     group_wait: Duration = 30.0
     group_interval: Duration = 300.0
     repeat_interval: Duration = 4 * 3600.0
-    send_resolved: bool = True
+    send_resolved: StrictBool = True
     receivers: list[Receiver] = Field(min_length=1, max_length=16)
 
     @field_validator("group_by")
@@ -320,7 +422,7 @@ class Route(BaseModel):
         if "..." in v and len(v) > 1:
             raise ValueError("group_by '...' (all labels) cannot be combined with other labels")
         for name in v:
-            if name != "..." and not _LABEL_NAME.match(name):
+            if name != "..." and not _LABEL_NAME.fullmatch(name):
                 raise ValueError(f"group_by label {name[:40]!r} is not a label name")
         return v
 
@@ -352,10 +454,10 @@ SilenceState = Literal["pending", "active", "expired"]
 class Silence(BaseModel):
     """Mutes matching alerts while ``starts_at <= now < ends_at``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str = Field(default_factory=_new_id, pattern=_ID.pattern)
-    matchers: list[Matcher] = Field(min_length=1, max_length=32)
+    matchers: list[MatcherInput] = Field(min_length=1, max_length=32)
     starts_at: Timestamp
     ends_at: Timestamp
     created_by: str = Field(min_length=1, max_length=200)

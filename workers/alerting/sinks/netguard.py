@@ -15,6 +15,10 @@ network (Redis, Kafka, cloud metadata at 169.254.169.254, ...). The rules:
   still verifies the hostname). Redirects are not followed by the client; the delivery code
   follows 307/308 only after checking the new URL (and the connect-time check applies anyway).
   No proxies (``trust_env=False``): a proxy would hide the real destination.
+* :meth:`AddressGuard.vet_url` is the same rule at configuration time (a subscription being created):
+  a URL whose host is, or resolves to, a refused address is refused up front, with the reason; a host
+  that does not resolve (yet) is let through, since DNS may change before delivery and every
+  connection is checked again anyway.
 """
 from __future__ import annotations
 
@@ -35,6 +39,10 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 class BlockedDestination(Exception):
     """The destination is not allowed (private address, unresolvable, bad URL)."""
+
+
+class UnresolvableDestination(BlockedDestination):
+    """The host has no address now (refused at connect time; let through at configuration time)."""
 
 
 def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -80,6 +88,12 @@ class AddressGuard:
         self.resolver = resolver or system_resolver
         self.resolve_timeout_s = resolve_timeout_s
 
+    @classmethod
+    def from_settings(cls, allow_private: bool, allowed_networks: str, **kw) -> "AddressGuard":
+        """From the settings' pair, e.g. ``alerting_allow_private`` / ``alerting_allowed_networks`` (CSV)."""
+        return cls(allow_private=allow_private,
+                   allowed_networks=[n.strip() for n in allowed_networks.split(",") if n.strip()], **kw)
+
     def allowed(self, ip: IPAddress) -> bool:
         if self.allow_private:
             return True
@@ -99,10 +113,10 @@ class AddressGuard:
         else:
             try:
                 addresses = list(await asyncio.wait_for(self.resolver(host, port), self.resolve_timeout_s))
-            except (OSError, asyncio.TimeoutError) as e:
-                raise BlockedDestination(f"cannot resolve {host!r}: {e}") from None
+            except (OSError, asyncio.TimeoutError, ValueError) as e:  # ValueError: IDNA-invalid, NUL
+                raise UnresolvableDestination(f"cannot resolve {host!r}: {e}") from None
         if not addresses:
-            raise BlockedDestination(f"{host!r} resolves to no address")
+            raise UnresolvableDestination(f"{host!r} resolves to no address")
         for a in addresses:
             try:
                 ip = ipaddress.ip_address(a.split("%", 1)[0])
@@ -115,12 +129,25 @@ class AddressGuard:
     async def check_url(self, url: str | httpx.URL) -> None:
         u = urlsplit(str(url))
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise BlockedDestination(f"only http(s) URLs with a host are allowed: {str(url)[:100]!r}")
+            raise BlockedDestination(f"only http(s) URLs with a host are allowed (scheme {u.scheme[:20]!r})")
         try:
             port = u.port or (443 if u.scheme == "https" else 80)
         except ValueError:
             raise BlockedDestination("invalid port") from None
         await self.check(u.hostname, port)
+
+    async def vet_url(self, url: str) -> None:
+        """Configuration-time check (module doc): :class:`BlockedDestination` for a refused address or
+        a malformed URL; an unresolvable host passes (it is checked again at every connection)."""
+        if self.allow_private:
+            u = urlsplit(url)
+            if u.scheme not in ("http", "https") or not u.hostname:
+                raise BlockedDestination(f"only http(s) URLs with a host are allowed (scheme {u.scheme[:20]!r})")
+            return  # every address is allowed: nothing to resolve
+        try:
+            await self.check_url(url)
+        except UnresolvableDestination:
+            pass
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
