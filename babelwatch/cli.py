@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-SAMPLE = Path(__file__).resolve().parent / "demo" / "sample_events.jsonl"
+from fusion_model.corpora import SAMPLE_EVENTS as SAMPLE
 
 
 def _topic(settings, name: str) -> str:
@@ -20,7 +20,7 @@ def _topic(settings, name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from babelwatch import logs
-    from babelwatch.settings import get_settings
+    from contracts.settings import get_settings
 
     ap = argparse.ArgumentParser(prog="babelwatch", description="Real-time multilingual sentiment monitor")
     ap.add_argument("--log-level", default="info")
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return score(settings, triton=args.triton, batch_size=args.batch_size)
     if args.cmd == "model":
-        from babelwatch.model_build import build
+        from fusion_model.build import build_and_link as build
 
         build(force=args.force)
         return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from babelwatch.settings import Settings
+from contracts.settings import Settings
 
 log = logging.getLogger("babelwatch.notify")
 

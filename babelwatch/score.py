@@ -18,10 +18,10 @@ from typing import IO, Sequence
 
 import orjson
 
-from babelwatch.model.bucketing import run_grouped
-from babelwatch.model.preprocess import ImageLimits
-from babelwatch.schema import DeadLetter, Event, LABELS, Limits
-from babelwatch.settings import Settings
+from fusion_model.bucketing import run_grouped
+from fusion_model.preprocess import ImageLimits
+from contracts.schema import DeadLetter, Event, LABELS, Limits
+from contracts.settings import Settings
 from workers.inference import ScoreInput, ScoreOutput, TritonScorer, decode_outputs
 from workers.language import LinguaIdentifier
 from workers.validate import EventValidator
@@ -36,8 +36,8 @@ class InProcessScorer:
     scores the batch row by row to find the rows that fail on their own."""
 
     def __init__(self, artifact: Path, threads: int | None = None, limits=None) -> None:
-        from babelwatch.model.export import ort_session
-        from babelwatch.model.preprocess import Preprocessor
+        from fusion_model.export import ort_session
+        from fusion_model.preprocess import Preprocessor
 
         self.model_id = f"fusion:{artifact.resolve().name}"
         self.pre = Preprocessor.from_dir(artifact, limits)  # limits: ImageLimits (None: the defaults)

@@ -22,7 +22,7 @@ import orjson
 
 from stream import records, topics
 from stream.app import app, settings
-from stream.topic_ids import TopicIds
+from stream.admin import TopicIds
 from workers.runtime import PipelineRuntime
 from workers.validate import Origin
 from workers.pipeline import BatchResult, RawRecord

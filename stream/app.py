@@ -10,7 +10,7 @@ from __future__ import annotations
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from babelwatch.settings import get_settings
+from contracts.settings import get_settings
 
 settings = get_settings()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from babelwatch.schema import DeadLetter, Scored
+from contracts.schema import DeadLetter, Scored
 
 
 def encode(record: BaseModel) -> bytes:

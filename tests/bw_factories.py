@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 
-from babelwatch.schema import Scored
+from contracts.schema import Scored
 from workers.windows import WindowState
 
 _ids = itertools.count()

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import orjson
 import tritonclient.grpc as grpcclient
+from fusion_model.corpora import SAMPLE_EVENTS
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def sample_images(n: int) -> list[bytes]:
     out = []
-    for line in (REPO / "babelwatch" / "demo" / "sample_events.jsonl").read_bytes().splitlines():
+    for line in SAMPLE_EVENTS.read_bytes().splitlines():
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import orjson
 
-from babelwatch.schema import DeadLetter
+from contracts.schema import DeadLetter
 
 from workers.alerting.model import AlertInstance
 from workers.alerts import STAGE_CLOSED, AlertEvaluator, WindowVerdict

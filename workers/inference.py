@@ -15,7 +15,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from babelwatch.schema import LABELS
+from contracts.schema import LABELS
 
 log = logging.getLogger("babelwatch.inference")
 

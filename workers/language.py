@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Protocol, Sequence
 
-from babelwatch.schema import UNDETERMINED
+from contracts.schema import UNDETERMINED
 
 DEFAULT_LANGUAGES = "en,zh,ja,ko,es,fr,de,it,pt,nl,ru,ar,hi,tr,pl,sv,da,fi,nb,id,vi,th,he,cs,el,uk,ro,hu,fa"
 

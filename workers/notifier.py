@@ -55,7 +55,7 @@ from typing import Any, Callable
 
 import redis.asyncio as aioredis
 
-from babelwatch.settings import Settings
+from contracts.settings import Settings
 from workers.alerting import cloudevents
 from workers.alerting.dispatcher import Dispatcher, lane_key
 from workers.alerting.ledger import DeliveryLedger
@@ -152,7 +152,7 @@ class Notifier:
     async def start(self) -> "Notifier":
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
-        from babelwatch.worker import ensure_topics
+        from stream.admin import ensure_topics  # moves to stream/ with this loop (issue 9)
 
         s = self.settings
         await asyncio.to_thread(ensure_topics, s.bootstrap, {s.topic_alerts: 1, s.topic_alerts_failed: 1})

@@ -15,7 +15,7 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
-from babelwatch.schema import ALL_LANGS, DeadLetter, Event, Scored, UNDETERMINED
+from contracts.schema import ALL_LANGS, DeadLetter, Event, Scored, UNDETERMINED
 from workers.alerting.model import AlertInstance
 from workers.alerts import STAGE_OPEN, AlertEvaluator, WindowVerdict
 from workers.detectors.base import Detector

@@ -10,9 +10,9 @@ from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
-from babelwatch.model.preprocess import ImageLimits
-from babelwatch.schema import Limits
-from babelwatch.settings import Settings
+from fusion_model.preprocess import ImageLimits
+from contracts.schema import Limits
+from contracts.settings import Settings
 from workers.alerting.lifecycle import AlertLifecycle, Timing
 from workers.alerting.state_store import RedisAlertStateStore
 from workers.alerts import AlertEvaluator

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
-from babelwatch.model.preprocess import ImageLimits, check_image_header
-from babelwatch.schema import DeadLetter, Event, Limits
+from fusion_model.preprocess import ImageLimits, check_image_header
+from contracts.schema import DeadLetter, Event, Limits
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from babelwatch.schema import ALL_LANGS, LABELS, Scored
+from contracts.schema import ALL_LANGS, LABELS, Scored
 
 log = logging.getLogger("babelwatch.windows")
 

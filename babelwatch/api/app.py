@@ -27,7 +27,7 @@ from babelwatch.api.auth import TokenStore
 from babelwatch.api.errors import validation_error_handler
 from babelwatch.api.guard import ApiGuard
 from babelwatch.api.streams import StreamSlots
-from babelwatch.settings import Settings
+from contracts.settings import Settings
 from workers.alerting.sinks.netguard import AddressGuard
 from workers.alerting.state_store import RedisAlertStateStore
 from workers.alerting.store import AlertConfigStore

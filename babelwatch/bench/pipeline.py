@@ -39,7 +39,7 @@ from workers.alerting.tasks import cancel
 T = TypeVar("T")
 log = logging.getLogger("babelwatch.bench")
 
-SAMPLE = Path(__file__).resolve().parents[1] / "demo" / "sample_events.jsonl"
+from fusion_model.corpora import SAMPLE_EVENTS as SAMPLE
 PARTITIONS = 4
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STALL_S = 60.0  # no new output for this long: the phase failed
@@ -48,7 +48,7 @@ STALL_S = 60.0  # no new output for this long: the phase failed
 # --------------------------------------------------------------------------------------- events
 def load_templates(path: Path = SAMPLE) -> list[dict]:
     """The sample file's lines that the worker's own validator accepts (stamped with a ts)."""
-    from babelwatch.schema import Event, Limits
+    from contracts.schema import Event, Limits
     from workers.validate import EventValidator
 
     validator = EventValidator(Limits())
@@ -641,7 +641,7 @@ def _ensure_model(settings) -> None:
     artifact = Path(settings.triton_repo) / "fusion" / "1" / "artifact" / "model.onnx"
     if not artifact.exists():
         log.info("building the fusion model (%s; minutes the first time, cached afterwards)", artifact)
-        from babelwatch.model_build import build
+        from fusion_model.build import build_and_link as build
 
         build()
 

@@ -24,13 +24,13 @@ from babelwatch.localstack.notifier_process import NotifierProcess
 from babelwatch.localstack.stack import LocalStack
 from babelwatch.localstack.triton import SERVED_MODELS
 from babelwatch.localstack.worker_process import WorkerProcess
-from babelwatch.settings import Settings
+from contracts.settings import Settings
 
 log = logging.getLogger("babelwatch.demo")
 
 
 def ensure_model() -> None:
-    from babelwatch.model_build import build
+    from fusion_model.build import build_and_link as build
 
     build(force=False)
 

@@ -30,9 +30,10 @@ import struct
 import sys
 import zlib
 from pathlib import Path
+from fusion_model.corpora import SAMPLE_EVENTS
 
 SEED = 20240611
-DEFAULT_OUTPUT = Path(__file__).resolve().with_name("sample_events.jsonl")
+DEFAULT_OUTPUT = SAMPLE_EVENTS
 
 TOPICS: tuple[str, ...] = ("AAPL", "TSLA", "NVDA", "BTC", "Airbus", "Toyota")
 BURST_TOPIC = "TSLA"
@@ -472,7 +473,7 @@ USERS: dict[str, tuple[str, ...]] = {
     "pt": ("@investidor_sp", "@ana_bolsa"),
 }
 
-# Exact raw lines for the dead-letter path. Each breaks exactly one rule of babelwatch.schema.Event
+# Exact raw lines for the dead-letter path. Each breaks exactly one rule of contracts.schema.Event
 # (apart from the missing ts, which the replayer adds).
 INVALID_LINES: tuple[str, ...] = (
     # not JSON: truncated payload

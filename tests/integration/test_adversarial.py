@@ -36,7 +36,7 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from babelwatch.bench.soak import RssSampler, group_pids
-from babelwatch.schema import LABELS
+from contracts.schema import LABELS
 from tests import hostile_corpus as hc
 
 pytestmark = pytest.mark.integration

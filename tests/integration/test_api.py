@@ -15,7 +15,7 @@ from bw_factories import make_scored
 
 from babelwatch.api.app import create_app
 from babelwatch.localstack import free_port
-from babelwatch.settings import Settings
+from contracts.settings import Settings
 from workers.alerting.lifecycle import AlertLifecycle, Timing
 from workers.alerting.sinks.sse import SseBroadcaster
 from workers.alerting.state_store import RedisAlertStateStore

@@ -21,7 +21,7 @@ import redis
 from bw_api import OPS_TOKEN, READ_TOKEN, REDIS_URL, WRITE_TOKEN, api_server, bearer, rss_kb, send_big_body
 
 from babelwatch.localstack import free_port
-from babelwatch.settings import Settings
+from contracts.settings import Settings
 from workers.alerting.model import AlertInstance
 from workers.alerting.routing import Router
 from workers.alerting.store import AlertConfigStore

@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "babelwatch" / "demo" / "sample_events.jsonl"
+from fusion_model.corpora import SAMPLE_EVENTS as SAMPLE
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:

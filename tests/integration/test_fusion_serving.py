@@ -18,7 +18,7 @@ ARTIFACT = REPO / "triton_repo" / "models" / "fusion" / "1" / "artifact"
 def test_served_equals_in_process_for_every_modality_mix(stack):
     import onnxruntime as ort
 
-    from babelwatch.model.preprocess import Preprocessor
+    from fusion_model.preprocess import Preprocessor
 
     imgs = sample_images(3)
     texts = ["Tesla recalls two million cars after a fatal crash", "特斯拉股价大涨，季度利润创新高",

@@ -21,15 +21,16 @@ import torch  # noqa: E402
 
 from torch import nn  # noqa: E402
 
-from babelwatch.model import encoders as enc  # noqa: E402
-from babelwatch.model.export import is_complete, ort_session, run_artifact, write_artifact  # noqa: E402
-from babelwatch.model.fusion import FusionClassifier, FusionConfig, FusionModel  # noqa: E402
-from babelwatch.model.preprocess import (  # noqa: E402
+from fusion_model import encoders as enc  # noqa: E402
+from fusion_model.export import is_complete, ort_session, run_artifact, write_artifact  # noqa: E402
+from fusion_model.fusion import FusionClassifier, FusionConfig, FusionModel  # noqa: E402
+from fusion_model.preprocess import (  # noqa: E402
     ImageDecodeError,
     ImagePreprocessConfig,
     Preprocessor,
 )
-from babelwatch.model.synthetic import image_bank  # noqa: E402
+from fusion_model.synthetic import image_bank  # noqa: E402
+from fusion_model.corpora import SAMPLE_EVENTS
 
 pytestmark = pytest.mark.integration
 
@@ -223,9 +224,9 @@ def test_preprocessing_of_real_photo(tiny_image):
 def test_handlabelled_set_is_valid_and_not_the_demo_stream():
     from collections import Counter
 
-    from babelwatch.model._repo import REPO_ROOT
-    from babelwatch.model.data import load_handlabelled
-    from babelwatch.model.fusion import LABELS
+    from fusion_model._repo import REPO_ROOT
+    from fusion_model.data import load_handlabelled
+    from fusion_model.fusion import LABELS
 
     rows = load_handlabelled()
     assert len(rows) >= 300
@@ -236,7 +237,7 @@ def test_handlabelled_set_is_valid_and_not_the_demo_stream():
         assert all(per[(lang, k)] >= 10 for k in range(3)), per
         assert all(r.domain == "finance" for r in rows if r.lang == lang)
     assert {r.label for r in rows} == set(range(len(LABELS)))
-    demo = (REPO_ROOT / "babelwatch" / "demo" / "sample_events.jsonl").read_text(encoding="utf-8")
+    demo = SAMPLE_EVENTS.read_text(encoding="utf-8")
     texts = set()
     for line in demo.split("\n"):
         try:
@@ -252,7 +253,7 @@ def test_handlabelled_set_is_valid_and_not_the_demo_stream():
 def test_subsample_is_deterministic_and_stratified():
     import random
 
-    from babelwatch.model.data import Example, stratified_subsample
+    from fusion_model.data import Example, stratified_subsample
 
     rows = [Example(f"text {i}", i % 3 if i < 900 else 0, "en", "x") for i in range(1200)]
     a = stratified_subsample(rows, 300, seed=13)
@@ -270,7 +271,7 @@ def test_prune_keeps_the_newest_artifacts(tmp_path):
     import os
     import time
 
-    from babelwatch.model.build import prune
+    from fusion_model.build import prune
 
     dirs = []
     for i in range(4):

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bw_http import LocalReceiver
 from test_dispatcher import wait_until
 
-from babelwatch.settings import Settings
+from contracts.settings import Settings
 from workers.alerting import cloudevents
 from workers.alerting.model import AlertInstance
 from workers.alerting.store import AlertConfigStore

@@ -18,7 +18,7 @@ from bw_http import LocalReceiver
 from test_dispatcher import wait_until
 from test_notifier import alert, clear_keys, crash, lane_stat, read_topic, route
 
-from babelwatch.settings import Settings
+from contracts.settings import Settings
 from workers.alerting import cloudevents
 from workers.alerting.sinks.base import Sink
 from workers.alerting.store import AlertConfigStore

@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from babelwatch.localstack.triton import SERVED_MODELS, TritonServer
-from babelwatch.schema import ALL_LANGS, LABELS, UNDETERMINED, DeadLetter
-from babelwatch.settings import Settings
+from contracts.schema import ALL_LANGS, LABELS, UNDETERMINED, DeadLetter
+from contracts.settings import Settings
 from workers.alerts import AlertHistory
 from workers.pipeline import BatchProcessor, RawRecord
 from workers.runtime import PipelineRuntime

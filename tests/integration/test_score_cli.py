@@ -102,7 +102,7 @@ def _run_with(scorer, payload: bytes) -> tuple[int, list[dict]]:
     import io
 
     from babelwatch.score import _run
-    from babelwatch.settings import Settings
+    from contracts.settings import Settings
 
     out = io.BytesIO()
     rc = asyncio.run(_run(Settings(languages="en,de"), io.BytesIO(payload), out, None, 32, scorer=scorer))

@@ -17,7 +17,7 @@ from bw_factories import make_scored
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 
-from babelwatch.schema import ALL_LANGS, LABELS
+from contracts.schema import ALL_LANGS, LABELS
 from workers.alerting.lifecycle import AlertLifecycle, Timing
 from workers.alerting.state_store import RedisAlertStateStore
 from workers.alerts import STAGE_OPEN, AlertEvaluator, AlertHistory, WindowVerdict

@@ -5,7 +5,7 @@ import httpx
 import pytest
 
 from babelwatch.cli_alerting import CliError, _detail, default_api_url, matcher_text, parse_matcher
-from babelwatch.settings import Settings
+from contracts.settings import Settings
 
 
 @pytest.mark.parametrize("text, want", [

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from babelwatch.model.dense_layout import bucket_length, dense_feeds, pad_to_bucket, per_request_feeds
+from fusion_model.dense_layout import bucket_length, dense_feeds, pad_to_bucket, per_request_feeds
 
 
 def packed(lengths, images):

@@ -1,4 +1,4 @@
-"""FusionClassifier and FusionModel (babelwatch/model/fusion.py): pure torch, tiny random encoders."""
+"""FusionClassifier and FusionModel (fusion_model/fusion.py): pure torch, tiny random encoders."""
 from __future__ import annotations
 
 import pytest
@@ -6,8 +6,8 @@ import pytest
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from babelwatch.model.fusion import LABELS, FusionClassifier, FusionConfig, FusionModel  # noqa: E402
-from babelwatch.schema import LABELS as SCHEMA_LABELS  # noqa: E402
+from fusion_model.fusion import LABELS, FusionClassifier, FusionConfig, FusionModel  # noqa: E402
+from contracts.schema import LABELS as SCHEMA_LABELS  # noqa: E402
 
 TD, ID = 12, 10  # text / image embedding sizes of the tiny encoders
 

@@ -11,12 +11,12 @@ import warnings
 import numpy as np
 import pytest
 
-from babelwatch.model import serving
-from babelwatch.model.preprocess import (
+from fusion_model import serving
+from fusion_model.preprocess import (
     DEFAULT_IMAGE_FORMATS, ImageDecodeError, ImageLimits, ImagePreprocessConfig, Preprocessor, TextTokenizer,
     check_image_header, decode_image, preprocess_image, sniff_format,
 )
-from babelwatch.settings import Settings
+from contracts.settings import Settings
 from bw_images import animated_gif, encoded, png, png_header_only
 
 CFG = ImagePreprocessConfig()
@@ -261,7 +261,7 @@ def test_every_bad_image_fails_only_its_own_row():
 
 
 def test_any_exception_while_preprocessing_an_image_is_that_rows_error(monkeypatch):
-    from babelwatch.model import preprocess
+    from fusion_model import preprocess
 
     calls = []
 
@@ -372,7 +372,7 @@ class _Session:
 
 
 def test_fusion_execute_fails_only_the_request_that_fails(monkeypatch):
-    from babelwatch.model.bucketing import run_grouped
+    from fusion_model.bucketing import run_grouped
 
     model = _load_model(monkeypatch, "fusion")
     model.serving, model.run_grouped, model.session, model.pre = serving, run_grouped, _Session(), _pre()
@@ -392,7 +392,7 @@ def test_fusion_execute_fails_only_the_request_that_fails(monkeypatch):
 
 
 def test_fusion_preprocess_execute_isolates_rows_and_requests(monkeypatch):
-    from babelwatch.model.dense_layout import per_request_feeds
+    from fusion_model.dense_layout import per_request_feeds
 
     model = _load_model(monkeypatch, "fusion_preprocess")
     model.serving, model.pre, model.split = serving, _pre(), per_request_feeds

@@ -10,8 +10,8 @@ import time
 import orjson
 import pytest
 
-from babelwatch.schema import Event, Limits, Scored
-from babelwatch.settings import Settings
+from contracts.schema import Event, Limits, Scored
+from contracts.settings import Settings
 from workers.alerting.sinks.netguard import AddressGuard
 from workers.images import ImageFetcher, content_type_allowed, parse_networks
 from workers.pipeline import BatchProcessor

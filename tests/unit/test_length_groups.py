@@ -1,7 +1,7 @@
 """Length grouping keeps every row's inputs and puts rows back in order."""
 import numpy as np
 
-from babelwatch.model.bucketing import length_groups, run_grouped, sub_feeds
+from fusion_model.bucketing import length_groups, run_grouped, sub_feeds
 
 
 def packed(lengths, images):

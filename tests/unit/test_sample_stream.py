@@ -1,4 +1,4 @@
-"""Checks on the demo's sample event stream (babelwatch/demo/sample_events.jsonl)."""
+"""Checks on the demo's sample event stream (fusion_model/corpora/sample_events.jsonl)."""
 from __future__ import annotations
 
 import base64
@@ -14,7 +14,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from babelwatch.demo import sample_source  # noqa: E402
 
-STREAM = REPO_ROOT / "babelwatch" / "demo" / "sample_events.jsonl"
+from fusion_model.corpora import SAMPLE_EVENTS as STREAM
 MAIN_LANGS = ("en", "zh", "ja", "es", "fr", "de")
 TOPICS = {"AAPL", "TSLA", "NVDA", "BTC", "Airbus", "Toyota"}
 

@@ -1,4 +1,4 @@
-"""EventValidator (workers/validate.py) and the Event contract (babelwatch/schema.py)."""
+"""EventValidator (workers/validate.py) and the Event contract (contracts/schema.py)."""
 from __future__ import annotations
 
 import base64
@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from babelwatch.schema import DeadLetter, Event, Limits
+from contracts.schema import DeadLetter, Event, Limits
 from workers.validate import EventValidator, Origin
 
 # the validator reads image headers, so sized test images are a real PNG padded with trailing bytes
@@ -22,7 +22,7 @@ def png_of(n: int) -> bytes:
     return PNG_1PX + b"\x01" * (n - len(PNG_1PX))
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STREAM = REPO_ROOT / "babelwatch" / "demo" / "sample_events.jsonl"
+from fusion_model.corpora import SAMPLE_EVENTS as STREAM
 TS = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 PNG_1PX = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from babelwatch.model.preprocess import INPUT_NAMES, OUTPUT_NAMES
+from fusion_model.preprocess import INPUT_NAMES, OUTPUT_NAMES
 
 MODELS = Path(__file__).resolve().parents[2] / "triton_repo" / "models"
 

@@ -6,7 +6,7 @@ import random
 import pytest
 from bw_factories import make_scored
 
-from babelwatch.schema import ALL_LANGS, LABELS
+from contracts.schema import ALL_LANGS, LABELS
 from workers.windows import WindowDelta, fold, window_start
 
 S = 1_714_564_800  # a multiple of 60 and of 3600

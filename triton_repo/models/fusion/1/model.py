@@ -11,10 +11,10 @@ what is left, with the reason in ERROR. Should a merged batch still fail as a wh
 is run alone and only the one that fails gets an error response (never an exception out of
 execute(), which would fail every merged request).
 
-Image limits: defaults in babelwatch/model/preprocess.py, overridden by the environment
+Image limits: defaults in fusion_model/preprocess.py, overridden by the environment
 (BABELWATCH_MAX_IMAGE_PIXELS, _MAX_IMAGE_SIDE, _MAX_IMAGE_ASPECT, _IMAGE_FORMATS), then by this
 model's config.pbtxt ``parameters`` of the same lower-case names, and capped by the artifact's
-max_pixels (babelwatch/model/serving.py).
+max_pixels (fusion_model/serving.py).
 
 The artifact (model.onnx, tokenizer, preprocess.json) is built by ``babelwatch model build`` and
 linked as ``artifact/`` next to this file (or named by BABELWATCH_FUSION_ARTIFACT).
@@ -38,9 +38,9 @@ class TritonPythonModel:
     def initialize(self, args):
         import onnxruntime as ort
 
-        from babelwatch.model import serving
-        from babelwatch.model.bucketing import run_grouped
-        from babelwatch.model.preprocess import Preprocessor
+        from fusion_model import serving
+        from fusion_model.bucketing import run_grouped
+        from fusion_model.preprocess import Preprocessor
 
         self.serving = serving
         self.run_grouped = run_grouped

@@ -4,7 +4,7 @@ Runs the dense ONNX graph that build_engine.py turns into ``model.plan`` on a GP
 variant's ensemble can be served and checked on a CPU-only machine. Requests were merged by the
 batcher only when their shapes agree (same length bucket), so each execute() is one onnxruntime
 call per distinct shape. The graph is ``dense/model_dense.onnx`` next to this file (linked by
-``python -m triton_repo.tensorrt.export_dense``) or BABELWATCH_FUSION_DENSE.
+``python -m fusion_model.tensorrt.export_dense``) or BABELWATCH_FUSION_DENSE.
 """
 import os
 

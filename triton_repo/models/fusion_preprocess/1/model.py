@@ -1,7 +1,7 @@
 """Triton Python backend: the GPU variant's preprocessing step (see ../config.pbtxt).
 
 Batch-aware: all merged requests are tokenized and decoded together, then split back per request,
-each padded to its own length bucket (babelwatch.model.dense.per_request_feeds).
+each padded to its own length bucket (fusion_model.dense.per_request_feeds).
 
 Isolation, as in the CPU variant (../../fusion/1/model.py): images are checked from their header
 before decoding (``ImageLimits``); a bad image (or text) fails only its row, which goes on without
@@ -9,7 +9,7 @@ it, with the reason in ERROR; should a merged batch still fail as a whole, each 
 and only the failing one gets an error response. Image limits: the environment
 (BABELWATCH_MAX_IMAGE_PIXELS, _MAX_IMAGE_SIDE, _MAX_IMAGE_ASPECT, _IMAGE_FORMATS), then this
 model's config.pbtxt ``parameters`` of the same lower-case names, capped by the artifact's
-max_pixels (babelwatch/model/serving.py).
+max_pixels (fusion_model/serving.py).
 The artifact (tokenizer, preprocess.json) is the CPU variant's: ``artifact/`` next to this file
 (linked by ``babelwatch model build``) or BABELWATCH_FUSION_ARTIFACT.
 """
@@ -29,9 +29,9 @@ def _log_warn(message):
 
 class TritonPythonModel:
     def initialize(self, args):
-        from babelwatch.model import serving
-        from babelwatch.model.dense_layout import per_request_feeds
-        from babelwatch.model.preprocess import Preprocessor
+        from fusion_model import serving
+        from fusion_model.dense_layout import per_request_feeds
+        from fusion_model.preprocess import Preprocessor
 
         self.serving = serving
 

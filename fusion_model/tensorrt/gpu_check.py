@@ -1,6 +1,6 @@
 """GPU check for the TensorRT variant, sized for a lent GPU (under 5 minutes):
 
-    python -m triton_repo.tensorrt.gpu_check [--out DIR]
+    python -m fusion_model.tensorrt.gpu_check [--out DIR]
 
 1. build the fp16 engine from the dense ONNX graph (build_engine.py);
 2. verify it against onnxruntime on the same graph: mixed batches (text+image, text only,
@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from triton_repo.tensorrt.build_engine import ENGINE_DIR, HERE
+from fusion_model.tensorrt.build_engine import ENGINE_DIR, HERE
 
 log = logging.getLogger("babelwatch.tensorrt")
 INPUTS = ("input_ids", "attention_mask", "pixel_values", "has_image")
@@ -42,7 +42,7 @@ class Runner(Protocol):
 
 class OnnxRuntimeRunner:
     def __init__(self, onnx_path: Path, threads: int | None = None) -> None:
-        from babelwatch.model.export import ort_session
+        from fusion_model.export import ort_session
 
         self.name = f"onnxruntime-cpu-{threads or os.cpu_count()}t"
         self.session = ort_session(onnx_path, threads=threads or os.cpu_count() or 1)
@@ -83,8 +83,8 @@ class TensorRTRunner:
 
 def check_feeds(artifact: Path) -> list[dict[str, np.ndarray]]:
     """The dense export's own check batches (mixed modalities, bad images), bucket-padded."""
-    from babelwatch.model.dense import check_batches, dense_feeds, pad_to_bucket
-    from babelwatch.model.preprocess import Preprocessor
+    from fusion_model.dense import check_batches, dense_feeds, pad_to_bucket
+    from fusion_model.preprocess import Preprocessor
 
     pre = Preprocessor.from_dir(artifact)
     out = []
@@ -96,9 +96,9 @@ def check_feeds(artifact: Path) -> list[dict[str, np.ndarray]]:
 
 def timing_feeds(artifact: Path, batch: int) -> dict[str, np.ndarray]:
     """A stream-like batch: demo texts, every fifth row with an image."""
-    from babelwatch.model.dense import demo_texts, dense_feeds, pad_to_bucket
-    from babelwatch.model.preprocess import Preprocessor
-    from babelwatch.model.synthetic import synthetic_image
+    from fusion_model.dense import demo_texts, dense_feeds, pad_to_bucket
+    from fusion_model.preprocess import Preprocessor
+    from fusion_model.synthetic import synthetic_image
 
     pre = Preprocessor.from_dir(artifact)
     rng = np.random.default_rng(batch)
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             print("TensorRT is not installed on this machine: nothing to check (see README, GPU variant).",
                   file=sys.stderr)
             return 2
-        from triton_repo.tensorrt.build_engine import build
+        from fusion_model.tensorrt.build_engine import build
 
         if not args.skip_build:
             report["build"] = build(args.onnx, args.plan, fp16=True)

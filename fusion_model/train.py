@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from babelwatch.model.data import Example
-from babelwatch.model.fusion import LABELS, FusionClassifier, FusionConfig
-from babelwatch.model.synthetic import DISTRACTOR, GENERATOR_VERSION, assign_images, image_bank
+from fusion_model.data import Example
+from fusion_model.fusion import LABELS, FusionClassifier, FusionConfig
+from fusion_model.synthetic import DISTRACTOR, GENERATOR_VERSION, assign_images, image_bank
 
 log = logging.getLogger(__name__)
 

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     max_event_bytes: int = 2_000_000
     max_text_chars: int = 10_000
     max_image_bytes: int = 1_000_000
-    # image header limits (babelwatch.model.preprocess.ImageLimits holds the defaults, a unit test keeps
+    # image header limits (fusion_model.preprocess.ImageLimits holds the defaults, a unit test keeps
     # these equal; the Triton models read the same BABELWATCH_* variables or config.pbtxt parameters)
     max_image_pixels: int = Field(4_194_304, ge=1, description="width x height from the header (2048 x 2048)")
     max_image_side: int = Field(8192, ge=1, description="longest image side, pixels")

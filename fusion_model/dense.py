@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from babelwatch.model.dense_layout import SEQ_BUCKETS, dense_feeds, pad_to_bucket
-from babelwatch.model.export import DYNAMIC_AXES
-from babelwatch.model.fusion import FusionModel
-from babelwatch.model.preprocess import INPUT_NAMES, OUTPUT_NAMES
+from fusion_model.dense_layout import SEQ_BUCKETS, dense_feeds, pad_to_bucket
+from fusion_model.export import DYNAMIC_AXES
+from fusion_model.fusion import FusionModel
+from fusion_model.preprocess import INPUT_NAMES, OUTPUT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ class DenseFusionModel(nn.Module):
 
 def load_packed_model(artifact_dir: Path) -> FusionModel:
     """Rebuild the torch ``FusionModel`` of an artifact from its card (encoder names) and fusion.pt."""
-    from babelwatch.model.encoders import load_image_encoder, load_text_encoder
-    from babelwatch.model.train import load_fusion
+    from fusion_model.encoders import load_image_encoder, load_text_encoder
+    from fusion_model.train import load_fusion
 
     card = json.loads((Path(artifact_dir) / "model_card.json").read_text(encoding="utf-8"))
     arch = card["architecture"]
@@ -83,9 +83,9 @@ def export_dense(artifact_dir: Path, out_dir: Path, opset: int = 17, atol: float
     """
     import warnings
 
-    from babelwatch.cachedir import publish_dir
-    from babelwatch.model.export import ort_session
-    from babelwatch.model.preprocess import Preprocessor
+    from fusion_model.cachedir import publish_dir
+    from fusion_model.export import ort_session
+    from fusion_model.preprocess import Preprocessor
 
     artifact_dir, out_dir = Path(artifact_dir), Path(out_dir)
     pre = Preprocessor.from_dir(artifact_dir)
@@ -131,7 +131,7 @@ def export_dense(artifact_dir: Path, out_dir: Path, opset: int = 17, atol: float
 
 def check_batches(pre, seed: int = 0) -> list:
     """Mixed batches from the shipped demo stream and synthetic images: sizes 1, 7, 32."""
-    from babelwatch.model.synthetic import synthetic_image
+    from fusion_model.synthetic import synthetic_image
 
     texts = demo_texts()
     rng = np.random.default_rng(seed)
@@ -151,6 +151,6 @@ def check_batches(pre, seed: int = 0) -> list:
 
 
 def demo_texts() -> list[str]:
-    from babelwatch.demo import sample_objects
+    from fusion_model.corpora import sample_objects
 
     return [ev["text"] for ev in sample_objects() if isinstance(ev.get("text"), str) and ev["text"]]

@@ -1,6 +1,6 @@
 """Build the GPU variant's TensorRT engine from the dense ONNX graph, on the GPU that will serve it.
 
-    python -m triton_repo.tensorrt.build_engine [--onnx model_dense.onnx] [--out PLAN] [--int8]
+    python -m fusion_model.tensorrt.build_engine [--onnx model_dense.onnx] [--out PLAN] [--int8]
 
 An engine is tied to its GPU model and TensorRT version, so it is built where it runs (for example
 inside NVIDIA's Triton container, which ships TensorRT) and never committed. Defaults: the dense
@@ -42,9 +42,9 @@ def profile_shapes(max_batch: int = MAX_BATCH, max_seq: int = MAX_SEQ, opt_batch
 
 def calibration_feeds(artifact: Path, batch: int = 32, batches: int = 8) -> list[dict[str, np.ndarray]]:
     """Dense feeds for INT8 calibration: the demo stream's texts, every third row with an image."""
-    from babelwatch.model.dense import demo_texts, dense_feeds, pad_to_bucket
-    from babelwatch.model.preprocess import Preprocessor
-    from babelwatch.model.synthetic import synthetic_image
+    from fusion_model.dense import demo_texts, dense_feeds, pad_to_bucket
+    from fusion_model.preprocess import Preprocessor
+    from fusion_model.synthetic import synthetic_image
 
     pre = Preprocessor.from_dir(artifact)
     rng = np.random.default_rng(0)
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
               "(NVIDIA's Triton/TensorRT containers ship it, or `pip install tensorrt`).", file=sys.stderr)
         return 2
     if not args.onnx.is_file():
-        print(f"{args.onnx} not found: run `python -m triton_repo.tensorrt.export_dense` first", file=sys.stderr)
+        print(f"{args.onnx} not found: run `python -m fusion_model.tensorrt.export_dense` first", file=sys.stderr)
         return 2
     print(json.dumps(build(args.onnx, args.out, fp16=not args.no_fp16, int8=args.int8, artifact=args.artifact,
                            workspace_gb=args.workspace_gb)))

@@ -1,10 +1,10 @@
 """Export the GPU variant's dense ONNX graph for the built artifact and link it into the repository.
 
-    python -m triton_repo.tensorrt.export_dense [--artifact DIR]
+    python -m fusion_model.tensorrt.export_dense [--artifact DIR]
 
 Reads the artifact linked at ``triton_repo/models/fusion/1/artifact`` (``babelwatch model build``),
 writes ``<model cache>/dense-<artifact name>/model_dense.onnx`` (cached: ~0.5 GB, so not in git),
-proves it equal to the artifact's packed graph (babelwatch.model.dense.export_dense) and links it
+proves it equal to the artifact's packed graph (fusion_model.dense.export_dense) and links it
 as ``fusion_engine/1/dense``: the input of build_engine.py, and what the CPU stand-in engine
 (``--model-config-name=ensemble_cpu``) serves.
 """
@@ -22,9 +22,9 @@ MODELS = HERE.parent / "models"
 
 def export(artifact: Path | None = None, force: bool = False) -> Path:
     """The dense export for ``artifact`` (cached by artifact name), linked into fusion_engine/1/dense."""
-    from babelwatch.model.build import model_cache_root
-    from babelwatch.model.dense import DENSE_FILE, DENSE_FORMAT, export_dense
-    from babelwatch.model_build import link_dir
+    from fusion_model.build import model_cache_root
+    from fusion_model.dense import DENSE_FILE, DENSE_FORMAT, export_dense
+    from fusion_model.build import link_dir
 
     artifact = (artifact or MODELS / "fusion" / "1" / "artifact").resolve()
     if not (artifact / "model.onnx").is_file():
