@@ -17,7 +17,7 @@ async def serve(settings: Settings, host: str | None = None, port: int | None = 
     import uvicorn
 
     from babelwatch.api.app import create_app
-    from workers.notifier import Notifier
+    from stream.notifier import Notifier
 
     host = host or settings.api_host
     port = port or settings.api_port

@@ -14,20 +14,29 @@ from typing import Callable, Iterator
 
 import orjson
 
+from contracts.settings import Settings
+from stream import clients
+
 log = logging.getLogger("babelwatch.replay")
 
 
-def stamped_lines(path: Path, now=time.time) -> Iterator[tuple[bytes, bool]]:
-    """(payload, is_burst) per non-empty line; stamping happens lazily, at send time."""
+def json_lines(path: Path) -> Iterator[tuple[bytes, dict | None]]:
+    """(line, its object) per non-empty line of a JSON-lines file; None where the line is not a
+    JSON object (the samples hold such lines on purpose)."""
     for raw in path.read_bytes().splitlines():
         if not raw.strip():
             continue
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            yield raw, False
-            continue
-        if not isinstance(obj, dict):
+            obj = None
+        yield raw, obj if isinstance(obj, dict) else None
+
+
+def stamped_lines(path: Path, now=time.time) -> Iterator[tuple[bytes, bool]]:
+    """(payload, is_burst) per non-empty line; stamping happens lazily, at send time."""
+    for raw, obj in json_lines(path):
+        if obj is None:
             yield raw, False
             continue
         burst = bool(isinstance(obj.get("meta"), dict) and obj["meta"].get("burst"))
@@ -38,16 +47,14 @@ def stamped_lines(path: Path, now=time.time) -> Iterator[tuple[bytes, bool]]:
 
 def replay(
     path: Path,
-    bootstrap: str,
+    settings: Settings,
     topic: str,
     rate: float = 0.0,
     progress_every: int = 100,
     on_sent: Callable[[int], None] | None = None,
 ) -> int:
     """Send every line of ``path``; ``rate`` events/s (0 = as fast as possible). Returns lines sent."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    producer = clients.producer(settings)
     interval = 1.0 / rate if rate > 0 else 0.0
     sent = 0
     next_at = time.monotonic()

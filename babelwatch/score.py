@@ -1,69 +1,35 @@
 """``babelwatch score``: JSON-lines events on stdin -> one JSON line per event on stdout.
 
-Same validation and language identification as the stream; the model runs in-process
-(onnxruntime over the built artifact) or on a Triton server (``--triton host:port``). Every line
-gets exactly one answer, in input order: a bad line gets an error line with its reason and never
-stops the run. An image the model refuses or cannot decode costs its line the image, not the line
-(scored on its text, ``"error": "image: <why>"``). Should a whole scoring call fail, the batch is
-scored again row by row, so only the rows that fail on their own get ``"error": "scoring_failed"``.
+The stream's own validation and language steps (``workers.pipeline``), then a scorer from
+``workers.scoring``: in-process (onnxruntime over the built artifact) or a Triton server
+(``--triton host:port``). Every line gets exactly one answer, in input order: a bad line gets an
+error line with its reason and never stops the run. An image the model cannot decode costs its
+line the image, not the line (scored on its text, ``"error": "image: <why>"``). Should a whole
+scoring call fail, the batch is scored again row by row, so only the rows that fail on their own
+get ``"error": "scoring_failed"``.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
-from pathlib import Path
-from typing import IO, Sequence
+from itertools import islice
+from typing import IO, Iterable, Iterator, Sequence
 
 import orjson
 
-from fusion_model.bucketing import run_grouped
-from fusion_model.preprocess import ImageLimits
 from contracts.schema import DeadLetter, Event, LABELS, Limits
 from contracts.settings import Settings
-from workers.inference import ScoreInput, ScoreOutput, TritonScorer, decode_outputs
+from fusion_model.preprocess import ImageLimits
+from workers.isolation import bisect
 from workers.language import LinguaIdentifier
+from workers.pipeline import event_languages
+from workers.scoring import ScoreInput, ScoreOutput
 from workers.validate import EventValidator
 
 log = logging.getLogger("babelwatch.score")
 
-
-class InProcessScorer:
-    """The fusion artifact run by onnxruntime in this process (no server), with the served model's
-    per-row isolation: a bad image or text fails only its row (reason in the row's ``error``, the
-    row scored on what is left). Anything else raises for the whole call; ``score_isolated`` then
-    scores the batch row by row to find the rows that fail on their own."""
-
-    def __init__(self, artifact: Path, threads: int | None = None, limits=None) -> None:
-        from fusion_model.export import ort_session
-        from fusion_model.preprocess import Preprocessor
-
-        self.model_id = f"fusion:{artifact.resolve().name}"
-        self.pre = Preprocessor.from_dir(artifact, limits)  # limits: ImageLimits (None: the defaults)
-        # None: all cores (the CLI's default); the speed benchmark pins 1 to match a Triton instance
-        self.session = ort_session(artifact / "model.onnx", threads=threads or os.cpu_count() or 1)
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    async def ready(self) -> bool:
-        return True  # in this process: nothing to wait for
-
-    async def score(self, batch: Sequence[ScoreInput]) -> list[ScoreOutput]:
-        import numpy as np
-
-        if not batch:
-            return []
-        prepared = self.pre([x.text for x in batch], [x.image for x in batch])
-        probs = run_grouped(lambda f: self.session.run(["probs"], f)[0], prepared.feeds)  # as the server does
-        if probs.shape != (len(batch), len(LABELS)):
-            raise RuntimeError(f"model returned probs of shape {probs.shape} for {len(batch)} rows")
-        errors = [e.encode("utf-8", "replace") if e else b"" for e in prepared.row_errors]
-        return decode_outputs(probs, prepared.modalities, np.array(errors, dtype=np.object_))
+Line = tuple[int, bytes]  # (line number, payload)
 
 
 async def score_isolated(scorer, batch: Sequence[ScoreInput]) -> list[ScoreOutput | Exception]:
@@ -109,6 +75,69 @@ def _unavailable(exc: BaseException | None) -> bool:
     return False
 
 
+def _details(exc: BaseException) -> list[dict]:
+    return [{"msg": f"{type(exc).__name__}: {exc}"[:2000]}]
+
+
+class _Answers:
+    """Turns batches of input lines into answer rows; counts the lines that got no score."""
+
+    def __init__(self, validator: EventValidator, langid, scorer) -> None:
+        self.validator = validator
+        self.langid = langid
+        self.scorer = scorer
+        self.failures = 0
+
+    async def batch(self, lines: Sequence[Line]) -> list[dict]:
+        # a line whose validation or language step raises fails alone, as in the stream
+        parts, failed = await bisect(lines, self._prepare)
+        by_line = {n: item for part in parts for n, item in part}
+        by_line.update((n, exc) for (n, _), exc in failed)
+        items = [(n, by_line[n]) for n, _ in lines]
+        inputs = [item[1] for _, item in items if isinstance(item, tuple)]
+        scored = iter(await score_isolated(self.scorer, inputs) if inputs else [])
+        return [self._row(n, item, scored) for n, item in items]
+
+    async def _prepare(self, lines: Sequence[Line]) -> list[tuple[int, tuple[Event, ScoreInput] | DeadLetter]]:
+        checked = [self.validator.validate(raw) for _, raw in lines]
+        events = [c for c in checked if isinstance(c, Event)]
+        langs = iter(event_languages(self.langid, events))
+        return [(n, (c, ScoreInput(c.text, c.image_bytes(), next(langs))) if isinstance(c, Event) else c)
+                for (n, _), c in zip(lines, checked)]
+
+    def _row(self, line_no: int, item, scored: Iterator[ScoreOutput | Exception]) -> dict:
+        if isinstance(item, Exception):  # the validator or the language step failed on this line
+            self.failures += 1
+            return {"line": line_no, "id": None, "error": "processing_failed", "details": _details(item)}
+        if isinstance(item, DeadLetter):
+            self.failures += 1
+            return {"line": line_no, "id": item.event_id, "error": item.reason, "details": item.errors}
+        event, x = item
+        r = next(scored)
+        if isinstance(r, Exception):
+            self.failures += 1
+            return {"line": line_no, "id": event.id, "lang": x.lang, "error": "scoring_failed",
+                    "details": _details(r)}
+        row = {"line": line_no, "id": event.id, "lang": x.lang, "label": r.label,
+               "probabilities": {k: round(r.probabilities[k], 6) for k in LABELS}, "modalities": r.modalities,
+               "model": self.scorer.model_id}
+        if r.error:
+            row["error"] = r.error
+        return row
+
+
+def _lines(inp: IO[bytes]) -> Iterator[Line]:
+    for line_no, raw in enumerate(inp, start=1):
+        if raw.strip():
+            yield line_no, raw.rstrip(b"\r\n")
+
+
+def _batches(lines: Iterable[Line], size: int) -> Iterator[list[Line]]:
+    it = iter(lines)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
 async def _run(settings: Settings, inp: IO[bytes], out: IO[bytes], triton: str | None, batch_size: int,
                scorer=None) -> int:
     validator = EventValidator(Limits(max_text_chars=settings.max_text_chars,
@@ -118,87 +147,25 @@ async def _run(settings: Settings, inp: IO[bytes], out: IO[bytes], triton: str |
     if scorer is not None:  # given (tests): started and stopped by the caller
         triton = None
     elif triton:
+        from workers.scoring.triton import TritonScorer
+
         scorer = TritonScorer(triton, settings.triton_model, timeout_s=settings.triton_timeout_s, max_retries=3)
         await scorer.start()
     else:
+        from workers.scoring.inprocess import InProcessScorer
+
         scorer = InProcessScorer(settings.triton_repo / "fusion" / "1" / "artifact",
                                  limits=ImageLimits.from_settings(settings))
-    failures = 0
-    pending: list[tuple[int, Event]] = []
-
-    def write(obj: dict) -> None:
-        out.write(orjson.dumps(obj) + b"\n")
-
-    async def flush() -> None:
-        nonlocal failures
-        if not pending:
-            return
-        events = [e for _, e in pending]
-        langs = _languages(langid, events)
-        inputs: list[ScoreInput | Exception] = []
-        for e, lang in zip(events, langs):
-            try:
-                inputs.append(ScoreInput(e.text, e.image_bytes(), lang))
-            except Exception as exc:  # noqa: BLE001 -- this line only
-                inputs.append(exc)
-        ok = [x for x in inputs if isinstance(x, ScoreInput)]
-        scored = iter(await score_isolated(scorer, ok) if ok else [])
-        results = [next(scored) if isinstance(x, ScoreInput) else x for x in inputs]
-        for (line_no, e), lang, r in zip(pending, langs, results):
-            if isinstance(r, Exception):
-                failures += 1
-                write({"line": line_no, "id": e.id, "lang": lang, "error": "scoring_failed",
-                       "details": [{"msg": f"{type(r).__name__}: {r}"[:2000]}]})
-                continue
-            row = {"line": line_no, "id": e.id, "lang": lang, "label": r.label,
-                   "probabilities": {k: round(r.probabilities[k], 6) for k in LABELS}, "modalities": r.modalities,
-                   "model": scorer.model_id}
-            if r.error:
-                row["error"] = r.error
-            write(row)
-        pending.clear()
-
+    answers = _Answers(validator, langid, scorer)
     try:
-        for line_no, raw in enumerate(inp, start=1):
-            if not raw.strip():
-                continue
-            try:
-                checked = validator.validate(raw.rstrip(b"\r\n"))
-            except Exception as exc:  # noqa: BLE001 -- a validator bug answers this line, not the run
-                failures += 1
-                await flush()
-                write({"line": line_no, "id": None, "error": "processing_failed",
-                       "details": [{"msg": f"{type(exc).__name__}: {exc}"[:2000]}]})
-                continue
-            if isinstance(checked, DeadLetter):
-                failures += 1
-                await flush()  # answers keep the input's order
-                write({"line": line_no, "id": checked.event_id, "error": checked.reason, "details": checked.errors})
-                continue
-            pending.append((line_no, checked))
-            if len(pending) >= batch_size:
-                await flush()
-        await flush()
+        for batch in _batches(_lines(inp), batch_size):
+            for row in await answers.batch(batch):
+                out.write(orjson.dumps(row) + b"\n")
     finally:
         if triton:
             await scorer.stop()
         out.flush()
-    return 0 if failures == 0 else 3
-
-
-def _languages(langid, events: Sequence[Event]) -> list[str]:
-    """Each event's language: its own, else detected; ``und`` where detection fails."""
-    missing = [i for i, e in enumerate(events) if e.lang is None]
-    try:
-        detected = dict(zip(missing, langid.detect_batch([events[i].text for i in missing])))
-    except Exception:  # noqa: BLE001 -- one odd text must not cost the batch its answers
-        detected = {}
-        for i in missing:
-            try:
-                detected[i] = langid.detect_batch([events[i].text])[0]
-            except Exception:  # noqa: BLE001
-                detected[i] = "und"
-    return [e.lang or detected.get(i, "und") for i, e in enumerate(events)]
+    return 0 if answers.failures == 0 else 3
 
 
 def score(settings: Settings, triton: str | None = None, batch_size: int = 32,

@@ -6,18 +6,14 @@ import sys
 import time
 from typing import Callable, Iterator
 
+from contracts.settings import Settings
+from stream import clients
 
-def records(bootstrap: str, topic: str, timeout_s: float | None = None, group: str | None = None) -> Iterator[bytes]:
-    from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=group is not None,
-        group_id=group,
-        consumer_timeout_ms=500,
-    )
+def records(settings: Settings, topic: str, timeout_s: float | None = None,
+            group: str | None = None) -> Iterator[bytes]:
+    consumer = clients.consumer(settings, topic, group_id=group, enable_auto_commit=group is not None,
+                                consumer_timeout_ms=500)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         while deadline is None or time.monotonic() < deadline:
@@ -29,10 +25,11 @@ def records(bootstrap: str, topic: str, timeout_s: float | None = None, group: s
         consumer.close()
 
 
-def tail(bootstrap: str, topic: str, timeout_s: float | None = None, out: Callable[[str], None] | None = None) -> int:
+def tail(settings: Settings, topic: str, timeout_s: float | None = None,
+         out: Callable[[str], None] | None = None) -> int:
     write = out or (lambda line: (sys.stdout.write(line + "\n"), sys.stdout.flush()))
     n = 0
-    for value in records(bootstrap, topic, timeout_s):
+    for value in records(settings, topic, timeout_s):
         write(value.decode("utf-8", "replace"))
         n += 1
     return n

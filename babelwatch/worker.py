@@ -10,5 +10,5 @@ def run_worker(loglevel: str = "info") -> None:
     from stream.app import app, settings
     from stream.topics import topic_partitions
 
-    ensure_topics(settings.bootstrap, topic_partitions())
+    ensure_topics(settings, topic_partitions())
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()

@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     )
     alert_sweep_interval_s: float = Field(15.0, gt=0, description="how often the staleness sweep runs")
     alert_history_len: int = Field(1000, ge=0, description="alert notifications kept for GET /v1/alerts (0: none)")
-    # notifier (workers/notifier.py): subscriptions, silences, delivery
+    # notifier (stream/notifier.py, workers/notifier.py): subscriptions, silences, delivery
     topic_alerts_failed: str = Field("babelwatch.alerts.failed", description="deliveries that failed for good")
     alerting_allow_private: bool = Field(
         False, description="let webhooks/Alertmanager reach private and loopback addresses (local dev, tests)"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -61,6 +61,19 @@ def model_parameters(args: Mapping) -> dict[str, str]:
     for key, value in (config.get("parameters") or {}).items():
         out[key] = value.get("string_value", "") if isinstance(value, dict) else str(value)
     return out
+
+
+def model_path(args: Mapping, parameter: str, default: str, env_var: str,
+               env: Mapping[str, str] | None = None) -> str:
+    """A file or directory a served model loads, found as the python_backend examples find theirs:
+    the config parameter ``parameter`` (else ``default``), relative to the model's version directory
+    ``args["model_repository"]/args["model_version"]``; the environment variable ``env_var``, when
+    set, overrides both (taken as it is)."""
+    env = os.environ if env is None else env
+    if env.get(env_var):
+        return env[env_var]
+    path = model_parameters(args).get(parameter) or default
+    return os.path.join(args["model_repository"], str(args["model_version"]), path)
 
 
 def image_limits_from(parameters: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
@@ -110,3 +123,33 @@ def slices(sizes: Sequence[int]):
     for n in sizes:
         yield start, start + n
         start += n
+
+
+class FusionBackend:
+    """What the fusion Python backends share: the artifact's preprocessor, and ``execute`` isolating
+    the merged requests from each other (:func:`isolate`). A subclass sets ``pb_utils`` (the stub's
+    ``triton_python_backend_utils``, importable only inside Triton) and defines ``_execute``."""
+
+    pb_utils: Any = None
+
+    def load_preprocessor(self, args: Mapping) -> None:
+        from fusion_model.preprocess import Preprocessor
+
+        self.artifact = model_path(args, "artifact", "artifact", "BABELWATCH_FUSION_ARTIFACT")
+        # image limits: defaults < environment < config parameters, capped by the artifact's own
+        self.pre = Preprocessor.from_dir(self.artifact, image_limits_from(model_parameters(args)))
+
+    def execute(self, requests):
+        return isolate(requests, self._execute, self._error_response, self._log_warn)
+
+    def _execute(self, requests) -> list:
+        raise NotImplementedError
+
+    def _error_response(self, request, exc: BaseException):
+        pb = self.pb_utils
+        return pb.InferenceResponse(output_tensors=[], error=pb.TritonError(describe(exc)))
+
+    def _log_warn(self, message: str) -> None:
+        logger = getattr(self.pb_utils, "Logger", None)  # absent from older stubs
+        if logger is not None:
+            logger.log_warn(message)

@@ -1,22 +1,23 @@
-"""Kafka administration the worker needs: topics created with explicit partitions before it joins,
-and topic ids from the broker's metadata (kafka-python's admin client speaks the Metadata versions
-that carry them; aiokafka's does not) for workers.lifetimes."""
+"""Kafka administration: topics created with explicit partitions before a worker or the notifier
+joins, and topic ids from the broker's metadata for workers.lifetimes. Clients: stream.clients."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
 
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from contracts.settings import Settings
+from stream import clients
 from workers.retry import DependencyUnavailable
 
 log = logging.getLogger("babelwatch.admin")
 
 
-def ensure_topics(bootstrap: str, partitions: dict[str, int]) -> None:
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="babelwatch-setup")
+def ensure_topics(settings: Settings, partitions: dict[str, int]) -> None:
+    admin = clients.admin(settings, "babelwatch-setup")
     try:
         existing = set(admin.list_topics())
         wanted = [NewTopic(t, n, 1) for t, n in partitions.items() if t not in existing]
@@ -33,8 +34,8 @@ def ensure_topics(bootstrap: str, partitions: dict[str, int]) -> None:
 class TopicIds:
     """``await ids(["t1", "t2"]) -> {"t1": "uuid", ...}`` (topics that do not exist are left out)."""
 
-    def __init__(self, bootstrap: str, client_id: str = "babelwatch-topic-ids") -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, settings: Settings, client_id: str = "babelwatch-topic-ids") -> None:
+        self.settings = settings
         self.client_id = client_id
         self._admin = None
         self._lock = threading.Lock()  # one admin client, used from worker threads one at a time
@@ -46,13 +47,10 @@ class TopicIds:
             raise DependencyUnavailable(f"topic metadata: {type(exc).__name__}: {exc}") from exc
 
     def _describe(self, topics: list[str]) -> dict[str, str | None]:
-        from kafka.admin import KafkaAdminClient
-
         with self._lock:
             try:
                 if self._admin is None:
-                    self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id,
-                                                   request_timeout_ms=10_000)
+                    self._admin = clients.admin(self.settings, self.client_id, request_timeout_ms=10_000)
                 described = self._admin.describe_topics(topics)
             except Exception:
                 self._close()

@@ -12,7 +12,7 @@ a firing alert):
 Redis, compare-and-set across workers) folds into pending/firing/resolved; what it returns are the
 notifications -- an alert that started firing, was re-sent after ``repeat_interval`` or resolved.
 The lifecycle's commit queues each one (as a CloudEvent) in a Redis outbox, which the worker drains
-to the alerts topic, and prepends it to a capped Redis list (``{prefix}:alerts:history``, newest
+to the alerts topic, and prepends it to a capped Redis list (``RedisKeys.alerts_history``, newest
 first) for ``GET /v1/alerts`` -- both in the same script as the transition
 (``workers.alerting.state_store``), so a worker killed after the commit loses no history entry.
 ``AlertHistory`` reads that list.
@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
+
+from contracts.keys import RedisKeys
 
 from workers.alerting.lifecycle import AlertLifecycle, Observation
 from workers.alerting.model import AlertInstance, clean_labels, fingerprint
@@ -77,7 +79,7 @@ class AlertHistory:
 
     def __init__(self, redis, prefix: str = "bw") -> None:
         self.redis = redis
-        self.key = f"{prefix}:alerts:history"
+        self.key = RedisKeys(prefix).alerts_history
 
     async def history(self, limit: int = 100) -> list[AlertInstance]:
         raw = await self.redis.lrange(self.key, 0, max(0, limit - 1))

@@ -16,18 +16,18 @@ order would lose the notification: the saved states mark the windows as seen.)
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import defaultdict
 from typing import Sequence
 
 import orjson
 
+from contracts.keys import RedisKeys
 from contracts.schema import DeadLetter
+from contracts.windows import ClosedWindow, WindowSpec
 
 from workers.alerting.model import AlertInstance
 from workers.alerts import STAGE_CLOSED, AlertEvaluator, WindowVerdict
-from workers.detectors.base import ClosedWindow
 from workers.detectors.registry import DetectorConfig, restore_detectors, snapshot
 from workers.isolation import bisect
 from workers.validate import EventValidator
@@ -35,31 +35,15 @@ from workers.validate import EventValidator
 log = logging.getLogger("babelwatch.detection")
 
 
-def closed_window_from_json(raw: bytes | str) -> ClosedWindow:
-    """Raises ValueError (or KeyError, TypeError) for anything that is not a sound closed window."""
-    d = orjson.loads(raw)
-    w = ClosedWindow(
-        topic=str(d["topic"]), lang=str(d["lang"]), start=int(d["start"]), size_s=int(d["size_s"]),
-        count=int(d["count"]), sentiment_sum=float(d.get("sentiment_sum", 0.0)),
-        sentiment_sq=float(d.get("sentiment_sq", 0.0)),
-        labels={k: int(d.get(k, 0)) for k in ("negative", "neutral", "positive")}, hop_s=int(d.get("hop_s", 0)),
-    )
-    if w.size_s <= 0 or w.count < 0 or w.hop_s < 0 or not (math.isfinite(w.sentiment_sum)
-                                                            and math.isfinite(w.sentiment_sq)):
-        raise ValueError("closed window out of range (size, count, hop or sums)")
-    return w
-
-
 class ClosedWindowDetection:
     def __init__(self, redis, config: DetectorConfig, alerts: AlertEvaluator, prefix: str = "bw") -> None:
         self.redis = redis
         self.config = config
         self.alerts = alerts
-        self.prefix = prefix
+        self.keys = RedisKeys(prefix)
 
     def state_key(self, topic: str, lang: str, size_s: int, hop_s: int) -> str:
-        shape = str(size_s) if hop_s in (0, size_s) else f"{size_s}/{hop_s}"
-        return f"{self.prefix}:det:{shape}:{topic}:{lang}"
+        return self.keys.detector(WindowSpec(size_s, hop_s or size_s).name, topic, lang)
 
     async def process_isolated(self, records: Sequence) -> tuple[list[AlertInstance], list[DeadLetter]]:
         """Raw closed-window records (``.value``, ``.origin``) -> (notifications, dead letters): a
@@ -68,7 +52,7 @@ class ClosedWindowDetection:
         dead, parsed = [], []
         for rec in records:
             try:
-                parsed.append((rec, closed_window_from_json(rec.value)))
+                parsed.append((rec, ClosedWindow.from_json(rec.value)))
             except Exception as exc:  # anyone who may produce to the topic can send anything
                 dead.append(EventValidator.dead(rec.value, rec.origin, "invalid_event",
                                                 [{"loc": "closed_window", "msg": f"{type(exc).__name__}: {exc}"}]))
@@ -85,7 +69,7 @@ class ClosedWindowDetection:
         series: dict[tuple, list[ClosedWindow]] = defaultdict(list)
         for w in windows:
             if w.size_s == self.config.resolve(w.topic).window_s:  # other shapes feed no detector
-                series[(w.topic, w.lang, w.size_s, w.hop_s)].append(w)
+                series[(w.topic, w.lang, w.size_s, w.step_s)].append(w)  # hop 0 = tumbling: one series
         if not series:
             return []
         keys = list(series)

@@ -23,6 +23,7 @@ from typing import Iterable
 from urllib.parse import urlsplit
 
 import httpx
+import mode
 
 from workers.alerting.sinks.netguard import AddressGuard, BlockedDestination, guarded_client
 
@@ -56,8 +57,8 @@ def content_type_allowed(value: str | None) -> bool:
     return media.startswith("image/") or media in UNDECLARED_TYPES
 
 
-class ImageFetcher:
-    """A long-lived component (``start``/``stop``) owning one guarded HTTP client."""
+class ImageFetcher(mode.Service):
+    """A long-lived component (a ``mode.Service``) owning one guarded HTTP client."""
 
     def __init__(
         self,
@@ -67,7 +68,9 @@ class ImageFetcher:
         concurrency: int = 16,
         max_bytes: int = 1_000_000,
         max_redirects: int = 3,
+        **service_kwargs,
     ) -> None:
+        super().__init__(**service_kwargs)
         self.guard = guard
         self.timeout_s = timeout_s
         self.concurrency = concurrency
@@ -83,12 +86,10 @@ class ImageFetcher:
         return cls(guard, timeout_s=settings.image_fetch_timeout_s, concurrency=settings.image_fetch_concurrency,
                    max_bytes=settings.max_image_bytes)
 
-    async def start(self) -> "ImageFetcher":
-        if self._client is None:
-            self._client = guarded_client(self.guard, timeout=self.timeout_s, max_connections=self.concurrency)
-        return self
+    async def on_start(self) -> None:
+        self._client = guarded_client(self.guard, timeout=self.timeout_s, max_connections=self.concurrency)
 
-    async def stop(self) -> None:
+    async def on_stop(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -98,7 +99,7 @@ class ImageFetcher:
         unique = list(dict.fromkeys(urls))
         if not unique:
             return {}
-        await self.start()
+        await self.maybe_start()  # usable without an explicit start (tests, the CLI)
         deadline = asyncio.get_running_loop().time() + self.timeout_s
         slots = asyncio.Semaphore(self.concurrency)
         results = await asyncio.gather(*(self._one(url, deadline, slots) for url in unique))

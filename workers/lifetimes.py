@@ -9,13 +9,15 @@ id (a UUID, KIP-516, in Metadata since Kafka 2.8; Tansu has them too), so ledger
 
 Ids are looked up when the worker starts, when partitions are assigned (a broker restart makes the
 group join again) and whenever a partition's offsets go backwards in this process. A change is
-logged, counted in ``{prefix}:stats`` as ``topic_lifetime_changes``, and the old lifetime's entries
+logged, counted in the stats hash as ``topic_lifetime_changes``, and the old lifetime's entries
 are deleted. A broker without topic ids leaves keys as ``{topic}:{partition}`` (no detection).
 """
 from __future__ import annotations
 
 import logging
 from typing import Awaitable, Callable, Iterable
+
+from contracts.keys import RedisKeys
 
 log = logging.getLogger("babelwatch.lifetimes")
 
@@ -49,7 +51,7 @@ return 1
 class TopicLifetimes:
     def __init__(self, redis, prefix: str, describe: Describe) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = RedisKeys(prefix)
         self.describe = describe
         self._ids: dict[str, str] = {}
         self._newest: dict[tuple[str, int], int] = {}  # highest offset this process applied
@@ -80,8 +82,8 @@ class TopicLifetimes:
             tid = ids.get(topic)
             if not tid or tid == NO_ID:
                 continue
-            state = int(await self._register(
-                keys=[f"{self.prefix}:topic_ids", f"{self.prefix}:offsets", f"{self.prefix}:stats"], args=[topic, tid]))
+            k = self.keys
+            state = int(await self._register(keys=[k.topic_ids, k.offsets, k.stats], args=[topic, tid]))
             known = self._ids.get(topic)
             self._ids[topic] = tid
             if state == 2 or (known is not None and known != tid):

@@ -2,19 +2,20 @@
 state change they announce, drained to Kafka afterwards. A worker killed between the Redis commit
 and the Kafka send loses nothing: the next drain (any worker's) sends it.
 
-* closed windows -- ``{prefix}:closed:outbox``, appended by ``windows.lua``; detectors ignore a
+* closed windows -- ``RedisKeys.closed_outbox``, appended by ``windows.lua``; detectors ignore a
   window they have already seen, so a re-sent one changes nothing;
-* alert notifications -- ``{prefix}:alerts:outbox`` (CloudEvent JSON), appended by the lifecycle's
+* alert notifications -- ``RedisKeys.alerts_outbox`` (CloudEvent JSON), appended by the lifecycle's
   compare-and-set script (``workers/alerting/state_store.py``); a re-sent one carries the same
   CloudEvent id and the notifier drops it.
 
 Draining is at-least-once: a crash after the send but before the trim sends the items again.
-The key names are fixed here and in the two scripts (which derive them from the prefix).
 """
 from __future__ import annotations
 
 import uuid
 from typing import Awaitable, Callable
+
+from contracts.keys import RedisKeys
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -22,19 +23,11 @@ return 0
 """
 
 
-def closed_windows_key(prefix: str) -> str:
-    return f"{prefix}:closed:outbox"
-
-
-def alerts_key(prefix: str) -> str:
-    return f"{prefix}:alerts:outbox"
-
-
 class Outbox:
     def __init__(self, redis, key: str, lock_ms: int = 30_000) -> None:
         self.redis = redis
         self.key = key
-        self.lock_key = f"{key}:lock"
+        self.lock_key = RedisKeys.lock(key)
         self.lock_ms = lock_ms
         self._release = redis.register_script(_RELEASE)
 

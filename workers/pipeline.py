@@ -1,12 +1,8 @@
 """One micro-batch through the whole flow: raw -> event -> language -> score -> window -> detect.
 
-The Faust agent hands over a list of raw records and sends what comes back; everything here is
-testable without Kafka. Costs per batch: one concurrent round of image fetches (only with
-``BABELWATCH_FETCH_IMAGE_URLS`` and URLs in the batch; bounded by its timeout), one language-ID
-call, one Triton call, one Redis round trip for the windows, one for the alert lifecycle (every
-verdict, calm ones too: they resolve alerts; the same script step queues the notifications and
-writes the history).
-"""
+Kafka-free: the agent hands over raw records and sends what comes back. Per batch: at most one
+round of image fetches, one language-ID call, one Triton call, one Redis script for the windows,
+one for the alert lifecycle. Failure isolation and guarantees: docs/design.md."""
 from __future__ import annotations
 
 import logging
@@ -20,13 +16,13 @@ from workers.alerting.model import AlertInstance
 from workers.alerts import STAGE_OPEN, AlertEvaluator, WindowVerdict
 from workers.detectors.base import Detector
 from workers.images import ImageFetcher
-from workers.inference import ScoreInput, ScoreOutput, Scorer, ScoringFailed
+from workers.scoring import ScoreInput, ScoreOutput, Scorer, ScoringFailed
 from workers.isolation import bisect
 from workers.language import LanguageIdentifier
 from workers.lifetimes import TopicLifetimes
 from workers.retry import DependencyUnavailable, is_transient
 from workers.validate import EventValidator, Origin
-from workers.windows import ClosedWindowStats, WindowState, WindowStore
+from workers.windows import ClosedWindow, WindowState, WindowStore
 
 
 log = logging.getLogger("babelwatch.pipeline")
@@ -44,7 +40,7 @@ class BatchResult:
     dead: list[DeadLetter] = field(default_factory=list)
     alerts: list[AlertInstance] = field(default_factory=list)  # lifecycle notifications: firing/resolved
     windows: list[WindowState] = field(default_factory=list)
-    closed: list[ClosedWindowStats] = field(default_factory=list)
+    closed: list[ClosedWindow] = field(default_factory=list)
     late: list[Scored] = field(default_factory=list)  # scored, but older than the watermark allows
     outbox: int = 0  # closed windows waiting to be sent to the detection stage
 
@@ -272,13 +268,18 @@ class BatchProcessor:
         return out
 
     def _languages(self, events: list[Event]) -> list[str]:
-        """Given tags are trusted (primary subtag kept); missing ones are detected in one call."""
-        missing = [i for i, e in enumerate(events) if e.lang is None]
-        detected = self.langid.detect_batch([events[i].text for i in missing]) if missing else []
-        langs = [e.lang.split("-", 1)[0] if e.lang else UNDETERMINED for e in events]
-        for i, lang in zip(missing, detected):
-            langs[i] = lang
-        return langs
+        return event_languages(self.langid, events)
+
+
+def event_languages(langid: LanguageIdentifier, events: Sequence[Event]) -> list[str]:
+    """The language step, also run by ``babelwatch score``: given tags are trusted (primary subtag
+    kept); missing ones are detected in one call."""
+    missing = [i for i, e in enumerate(events) if e.lang is None]
+    detected = langid.detect_batch([events[i].text for i in missing]) if missing else []
+    langs = [e.lang.split("-", 1)[0] if e.lang else UNDETERMINED for e in events]
+    for i, lang in zip(missing, detected):
+        langs[i] = lang
+    return langs
 
 
 def _position(origin: Origin) -> tuple[str, int] | None:

@@ -1,16 +1,19 @@
-"""Builds the batch processor from Settings and owns its connections, the two outboxes and the
-alert lifecycle's staleness sweep (start/stop). ``send_alerts`` produces CloudEvents (JSON bytes)
-to the alerts topic; :meth:`PipelineRuntime.drain_alerts` hands it what waits in the alert outbox,
-after each batch (the agent calls it) and after every staleness sweep (here)."""
+"""The worker's runtime, a ``mode.Service`` (the Faust app runs it as its service): builds the
+batch processor from Settings and owns its connections, the two outboxes and the alert lifecycle
+(a child service whose staleness sweep hands its notes back here). ``send_alerts`` produces
+CloudEvents to the alerts topic; :meth:`PipelineRuntime.drain_alerts` sends what waits in the alert
+outbox after each batch (the agent calls it) and after every sweep (here). docs/design.md."""
 from __future__ import annotations
 
 import asyncio
 import logging
 from typing import Awaitable, Callable
 
+import mode
 import redis.asyncio as aioredis
 
 from fusion_model.preprocess import ImageLimits
+from contracts.keys import RedisKeys
 from contracts.schema import Limits
 from contracts.settings import Settings
 from workers.alerting.lifecycle import AlertLifecycle, Timing
@@ -18,10 +21,10 @@ from workers.alerting.state_store import RedisAlertStateStore
 from workers.alerts import AlertEvaluator
 from workers.detection import ClosedWindowDetection
 from workers.detectors.registry import DetectorConfig
-from workers.outbox import Outbox, alerts_key, closed_windows_key
+from workers.outbox import Outbox
 from workers.detectors.volume_spike import VolumeSpike
 from workers.images import ImageFetcher
-from workers.inference import TritonScorer
+from workers.scoring.triton import TritonScorer
 from workers.language import LinguaIdentifier
 from workers.lifetimes import Describe, TopicLifetimes
 from workers.pipeline import BatchProcessor
@@ -33,9 +36,10 @@ log = logging.getLogger("babelwatch.runtime")
 Send = Callable[[list[bytes]], Awaitable[None]]
 
 
-class PipelineRuntime:
+class PipelineRuntime(mode.Service):
     def __init__(self, settings: Settings, send_alerts: Send | None = None,
-                 describe_topics: Describe | None = None) -> None:
+                 describe_topics: Describe | None = None, **service_kwargs) -> None:
+        super().__init__(**service_kwargs)
         self.settings = settings
         self.send_alerts = send_alerts
         self.describe_topics = describe_topics  # None: no topic-lifetime check (workers.lifetimes)
@@ -50,13 +54,14 @@ class PipelineRuntime:
         self.outbox: Outbox | None = None  # closed windows
         self.alert_outbox: Outbox | None = None
         self.detection: ClosedWindowDetection | None = None
+        self.ready = asyncio.Event()  # set when every part above is built (the agents wait for it)
 
-    async def start(self) -> BatchProcessor:
+    async def on_start(self) -> None:
         s = self.settings
         self.redis = aioredis.from_url(s.redis_url)
         await self.redis.ping()
         self.scorer = TritonScorer(s.triton_url, s.triton_model, timeout_s=s.triton_timeout_s)
-        await self.scorer.start()
+        await self.add_runtime_dependency(self.scorer)  # started now (waits for Triton), stopped with us
         # lingua loads its models for ~0.5 s: keep it off the event loop
         langid = await asyncio.to_thread(LinguaIdentifier, s.languages)
         self.alert_state = RedisAlertStateStore(self.redis, s.redis_prefix, history_len=s.alert_history_len)
@@ -69,7 +74,8 @@ class PipelineRuntime:
         )
         self.alerts = AlertEvaluator(self.lifecycle)
         if s.fetch_image_urls:
-            self.images = await ImageFetcher.from_settings(s).start()
+            self.images = ImageFetcher.from_settings(s)
+            await self.add_runtime_dependency(self.images)
         if self.describe_topics is not None:
             self.lifetimes = TopicLifetimes(self.redis, s.redis_prefix, self.describe_topics)
             await until_available(lambda: self.lifetimes.refresh([s.topic_events]), "topic ids")
@@ -92,12 +98,13 @@ class PipelineRuntime:
             lifetimes=self.lifetimes,
         )
         config = DetectorConfig.from_file(s.detectors_config) if s.detectors_config else DetectorConfig()
-        self.outbox = Outbox(self.redis, closed_windows_key(s.redis_prefix))
-        self.alert_outbox = Outbox(self.redis, alerts_key(s.redis_prefix))
+        keys = RedisKeys(s.redis_prefix)
+        self.outbox = Outbox(self.redis, keys.closed_outbox)
+        self.alert_outbox = Outbox(self.redis, keys.alerts_outbox)
         self.detection = ClosedWindowDetection(self.redis, config, self.alerts, s.redis_prefix)
-        await self.lifecycle.start()
+        await self.add_runtime_dependency(self.lifecycle)  # started now, stopped with this service
+        self.ready.set()
         log.info("pipeline ready (model %s)", self.scorer.model_id)
-        return self.processor
 
     async def drain_alerts(self) -> int:
         """Send waiting alert notifications (at least once; the notifier drops repeated ids)."""
@@ -110,14 +117,11 @@ class PipelineRuntime:
             await self.alerts.on_sweep(notes)
         await self.drain_alerts()
 
-    async def stop(self) -> None:
+    async def on_stop(self) -> None:
         if self.lifecycle is not None:
-            await self.lifecycle.stop()
+            await self.lifecycle.stop()  # before Redis closes under its sweep
         if self.scorer is not None:
             await self.scorer.stop()
-        if self.images is not None:
-            await self.images.stop()
-            self.images = None
         if self.redis is not None:
             await self.redis.aclose()
         self.processor = None

@@ -5,33 +5,43 @@
 -- batch on redelivery. Kafka transactions are not available on every broker we run on, so the
 -- sink itself is idempotent.
 --
--- ARGV: prefix, retention (windows kept per spec), n_history, allowed_lateness_s, now, n_specs,
---       then n_specs pairs (size_s, hop_s) -- the first spec is the primary one,
+-- KEYS: offsets ledger, watermarks, stats, closed-window outbox, topics index (contracts/keys.py)
+-- ARGV: window key pieces (5), langs key pieces (2) -- RedisKeys.pieces: which window keys a batch
+--       touches depends on the ledger and the watermarks read here, so they are built here (see
+--       WindowStore.apply_batch for the measurement),
+--       retention (windows kept per spec), n_history, allowed_lateness_s, now, n_specs,
+--       then n_specs triples (size_s, hop_s, name) -- the first spec is the primary one,
 --       then 8 fields per event:
 --       source ("topic:partition", "" = no dedup), offset, topic, lang, label, sentiment, ts, modalities
 -- Watermark per topic: max event time seen (never past `now`, the worker's clock, so one event
 -- dated in the future cannot make the present late) minus allowed lateness. An event older than its topic's
 -- watermark is late: it updates no window and is reported back (the caller sends it to the late
 -- topic). A window [start, start+size) closes when the watermark passes its end.
--- Returns: {applied, skipped, n_late, late indexes (1-based)...,
---           n_open, per open primary window: topic, lang, start, count, sentiment_sum, n_history counts,
---           n_closed, per closed window: topic, lang, size, hop, start, count, negative, neutral,
---           positive, sentiment_sum, sentiment_sq, text, image,
---           outbox length, closed_dropped}  -- closed windows also wait in {prefix}:closed:outbox
---           (JSON) until sent; closed_dropped: see the closing loop below
-local prefix, retention, nhist, lateness = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local now, nspecs = tonumber(ARGV[5]), tonumber(ARGV[6])
+-- Returns one JSON object: {applied, skipped, late = [batch indexes from 0],
+--   open = [{topic, lang, start, count, sentiment_sum, history}] (the primary spec's touched windows;
+--     sentiment_sum as Redis holds it, a string: cjson would round it to 14 digits; history: the
+--     n_history previous windows' counts, oldest first, null = no key),
+--   closed = [the closed windows, as pushed to the outbox], outbox = its length, closed_dropped}
+-- (cjson writes an empty list as {}.) Closed windows wait in the outbox (JSON) until sent;
+-- closed_dropped: see the closing loop below.
+local offsets_key, wm_key, stats_key, outbox_key, topics_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local W1, W2, W3, W4, W5 = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local L1, L2 = ARGV[6], ARGV[7]
+local retention, nhist, lateness = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local now, nspecs = tonumber(ARGV[11]), tonumber(ARGV[12])
 local specs = {}
 for k = 1, nspecs do
-  specs[k] = {size = tonumber(ARGV[5 + 2 * k]), hop = tonumber(ARGV[6 + 2 * k])}
+  local i = 10 + 3 * k
+  specs[k] = {size = tonumber(ARGV[i]), hop = tonumber(ARGV[i + 1]), name = ARGV[i + 2]}
 end
-local first_event = 7 + 2 * nspecs
-local offsets_key, wm_key, stats_key = prefix .. ':offsets', prefix .. ':wm', prefix .. ':stats'
-local outbox_key = prefix .. ':closed:outbox'
+local first_event = 13 + 3 * nspecs
 
 local function wkey(spec, topic, lang, start)
-  local name = spec.size == spec.hop and tostring(spec.size) or (spec.size .. '/' .. spec.hop)
-  return prefix .. ':w:' .. name .. ':' .. topic .. ':' .. lang .. ':' .. string.format('%d', start)
+  return W1 .. spec.name .. W2 .. topic .. W3 .. lang .. W4 .. string.format('%d', start) .. W5
+end
+
+local function langs_key(topic)
+  return L1 .. topic .. L2
 end
 
 local last, moved = {}, {}
@@ -65,7 +75,7 @@ local function add(key, spec, topic, lang, start, label, sentiment, modalities)
   if modalities >= 2 then d.image = d.image + 1 end
 end
 
-local idx = 0
+local idx = -1  -- the event's index in the batch, from 0
 for i = first_event, #ARGV, 8 do
   idx = idx + 1
   local src, off = ARGV[i], tonumber(ARGV[i + 1])
@@ -115,8 +125,8 @@ for _, key in ipairs(order) do
   redis.call('HINCRBYFLOAT', key, 'sentiment_sum', string.format('%.17g', d.sum))
   redis.call('HINCRBYFLOAT', key, 'sentiment_sq', string.format('%.17g', d.sq))
   redis.call('EXPIRE', key, d.spec.size * retention)
-  redis.call('SADD', prefix .. ':topics', d.topic)
-  redis.call('SADD', prefix .. ':langs:' .. d.topic, d.lang)
+  redis.call('SADD', topics_key, d.topic)
+  redis.call('SADD', langs_key(d.topic), d.lang)
 end
 for src, _ in pairs(moved) do
   redis.call('HSET', offsets_key, src, string.format('%d', last[src]))
@@ -124,26 +134,20 @@ end
 if skipped > 0 then redis.call('HINCRBY', stats_key, 'redelivered_skipped', skipped) end
 if #late > 0 then redis.call('HINCRBY', stats_key, 'late', #late) end
 
-local out = {applied, skipped, #late}
-for _, i in ipairs(late) do out[#out + 1] = i end
-
 -- open windows of the primary spec, with the volume history the open-window detectors need
 local primary = specs[1]
 local open = {}
 for _, key in ipairs(order) do
-  if deltas[key].spec == primary then open[#open + 1] = key end
-end
-out[#out + 1] = #open
-for _, key in ipairs(open) do
   local d = deltas[key]
-  local cur = redis.call('HMGET', key, 'count', 'sentiment_sum')
-  out[#out + 1] = d.topic
-  out[#out + 1] = d.lang
-  out[#out + 1] = string.format('%d', d.start)
-  out[#out + 1] = cur[1]
-  out[#out + 1] = cur[2]
-  for k = nhist, 1, -1 do
-    out[#out + 1] = redis.call('HGET', wkey(primary, d.topic, d.lang, d.start - k * primary.size), 'count')
+  if d.spec == primary then
+    local cur = redis.call('HMGET', key, 'count', 'sentiment_sum')
+    local history = {}
+    for k = nhist, 1, -1 do
+      local c = redis.call('HGET', wkey(primary, d.topic, d.lang, d.start - k * primary.size), 'count')
+      history[#history + 1] = c and tonumber(c) or cjson.null
+    end
+    open[#open + 1] = {topic = d.topic, lang = d.lang, start = d.start, count = tonumber(cur[1]),
+                       sentiment_sum = cur[2], history = history}
   end
 end
 
@@ -151,20 +155,17 @@ end
 local closed, dropped = {}, 0
 
 local function close(spec, topic, l, s)
-  local key = wkey(spec, topic, l, s)
-  local h = redis.call('HMGET', key, 'count', 'negative', 'neutral', 'positive',
+  local h = redis.call('HMGET', wkey(spec, topic, l, s), 'count', 'negative', 'neutral', 'positive',
                        'sentiment_sum', 'sentiment_sq', 'text', 'image')
   if h[1] or l == '*' then  -- '*' even without a key: zero volume is a signal
-    local c = {topic, l, spec.size, spec.hop, string.format('%d', s),
-               h[1] or '0', h[2] or '0', h[3] or '0', h[4] or '0',
-               h[5] or '0', h[6] or '0', h[7] or '0', h[8] or '0'}
+    -- the JSON form of contracts.windows.ClosedWindow
+    local c = {topic = topic, lang = l, size_s = spec.size, hop_s = spec.hop, start = s,
+               count = tonumber(h[1] or '0'), negative = tonumber(h[2] or '0'), neutral = tonumber(h[3] or '0'),
+               positive = tonumber(h[4] or '0'), sentiment_sum = tonumber(h[5] or '0'),
+               sentiment_sq = tonumber(h[6] or '0'), text = tonumber(h[7] or '0'), image = tonumber(h[8] or '0')}
     closed[#closed + 1] = c
     -- outbox: the closure survives a crash between this script and the Kafka send
-    redis.call('RPUSH', outbox_key, cjson.encode({
-      topic = c[1], lang = c[2], size_s = c[3], hop_s = c[4], start = tonumber(c[5]),
-      count = tonumber(c[6]), negative = tonumber(c[7]), neutral = tonumber(c[8]),
-      positive = tonumber(c[9]), sentiment_sum = tonumber(c[10]),
-      sentiment_sq = tonumber(c[11]), text = tonumber(c[12]), image = tonumber(c[13])}))
+    redis.call('RPUSH', outbox_key, cjson.encode(c))
   end
 end
 
@@ -174,7 +175,7 @@ for topic, ts in pairs(maxts) do
     local old = wm_old[topic]
     if old and ts > old then
       local wm0, wm1 = old - lateness, ts - lateness
-      local langs = redis.call('SMEMBERS', prefix .. ':langs:' .. topic)
+      local langs = redis.call('SMEMBERS', langs_key(topic))
       for _, spec in ipairs(specs) do
         -- starts s (multiples of hop) of the windows closing now: wm0 < s + size <= wm1, newest
         -- first. A long jump in event time (a topic quiet for days, a replay) closes many, and
@@ -182,7 +183,7 @@ for topic, ts in pairs(maxts) do
         -- (younger than the keys' TTL), those that can hold events of earlier batches (s <= old,
         -- the newest event time before this batch) and those this batch wrote (the gap between
         -- them is otherwise empty: no event there was ever applied). The gap's empty windows are
-        -- not listed one by one; they are counted in {prefix}:stats closed_dropped.
+        -- not listed one by one; they are counted in the stats' closed_dropped.
         local hi = math.floor((wm1 - spec.size) / spec.hop) * spec.hop
         local lo = math.floor((wm0 - spec.size) / spec.hop) * spec.hop + spec.hop
         local horizon = hi - (retention - 1) * spec.hop
@@ -210,10 +211,5 @@ for topic, ts in pairs(maxts) do
   end
 end
 if dropped > 0 then redis.call('HINCRBY', stats_key, 'closed_dropped', dropped) end
-out[#out + 1] = #closed
-for _, c in ipairs(closed) do
-  for _, v in ipairs(c) do out[#out + 1] = v end
-end
-out[#out + 1] = redis.call('LLEN', outbox_key)
-out[#out + 1] = dropped
-return out
+return cjson.encode({applied = applied, skipped = skipped, late = late, open = open, closed = closed,
+                     outbox = redis.call('LLEN', outbox_key), closed_dropped = dropped})

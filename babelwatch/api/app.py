@@ -36,7 +36,7 @@ from workers.windows import WindowSpec, WindowStore
 
 
 def create_app(settings: Settings, notifier=None) -> FastAPI:
-    """``notifier``: a ``workers.notifier.Notifier`` started and stopped with the app (its SSE
+    """``notifier``: a ``stream.notifier.Notifier`` started and stopped with the app (its SSE
     broadcaster then feeds ``/v1/alerts/stream``)."""
     tokens = TokenStore.from_settings(settings)
 

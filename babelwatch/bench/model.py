@@ -1,12 +1,12 @@
 """``babelwatch bench model``: the fusion model served by Triton vs the same ONNX model in-process.
 
-Both sides are ``workers.inference.Scorer`` implementations scoring the same inputs (the demo
+Both sides are ``workers.scoring.Scorer`` implementations scoring the same inputs (the demo
 stream's events, with their images) in one run:
 
-* in-process: ``babelwatch.score.InProcessScorer``, onnxruntime on ONE thread, the way one Triton
-  model instance runs it (config.pbtxt), preprocessing included;
-* served: ``workers.inference.TritonScorer`` (async gRPC, what the worker uses) against a Triton this
-  command starts on free ports, CPU variant.
+* in-process: ``workers.scoring.inprocess.InProcessScorer``, onnxruntime on ONE thread, the way
+  one Triton model instance runs it (config.pbtxt), preprocessing included;
+* served: ``workers.scoring.triton.TritonScorer`` (async gRPC, what the worker uses) against a
+  Triton this command starts on free ports, CPU variant.
 
 Closed loop, one request in flight, at each batch size: rows/s and the p50/p99 of one call. The ratio
 served / in-process is what the server costs (or gains); the machine's noise hits both sides alike.
@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from workers.inference import ScoreInput, Scorer
+from workers.scoring import ScoreInput, Scorer
 
 log = logging.getLogger("babelwatch.bench")
 
@@ -88,8 +88,8 @@ async def measure(side: str, scorer: Scorer, batches: Sequence[Sequence[ScoreInp
 
 async def _run(grpc_url: str, artifact: Path, batch_sizes: Sequence[int], seconds: float,
                concurrency: int) -> list[Measure]:
-    from babelwatch.score import InProcessScorer
-    from workers.inference import TritonScorer
+    from workers.scoring.inprocess import InProcessScorer
+    from workers.scoring.triton import TritonScorer
 
     inputs = sample_inputs()
     local = InProcessScorer(artifact, threads=1)

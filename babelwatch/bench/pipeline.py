@@ -34,6 +34,8 @@ from typing import Awaitable, Callable, Sequence, TypeVar
 
 import orjson
 
+from contracts.settings import Settings
+from stream import clients
 from workers.alerting.tasks import cancel
 
 T = TypeVar("T")
@@ -43,26 +45,23 @@ from fusion_model.corpora import SAMPLE_EVENTS as SAMPLE
 PARTITIONS = 4
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STALL_S = 60.0  # no new output for this long: the phase failed
+# the bench's producers: aiokafka's default acks=1 (what its figures were measured with), big
+# batches for the pre-produced backlogs
+BULK = {"acks": 1, "max_batch_size": 256 * 1024}
 
 
 # --------------------------------------------------------------------------------------- events
 def load_templates(path: Path = SAMPLE) -> list[dict]:
     """The sample file's lines that the worker's own validator accepts (stamped with a ts)."""
+    from babelwatch.replay import json_lines
     from contracts.schema import Event, Limits
     from workers.validate import EventValidator
 
     validator = EventValidator(Limits())
     templates, skipped = [], 0
     now = time.time()
-    for raw in path.read_bytes().splitlines():
-        if not raw.strip():
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            skipped += 1
-            continue
-        if not isinstance(obj, dict):
+    for _, obj in json_lines(path):
+        if obj is None:
             skipped += 1
             continue
         obj["ts"] = now
@@ -194,11 +193,9 @@ class LatencyResult:
 
 
 # ---------------------------------------------------------------------------------------- kafka
-async def produce_all(bootstrap: str, topic: str, payloads: Sequence[bytes]) -> float:
+async def produce_all(kafka: Settings, topic: str, payloads: Sequence[bytes]) -> float:
     """Send everything and wait for delivery; returns seconds taken."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    producer = clients.async_producer(kafka, **BULK)
     await producer.start()
     t0 = time.monotonic()
     try:
@@ -211,34 +208,25 @@ async def produce_all(bootstrap: str, topic: str, payloads: Sequence[bytes]) -> 
     return took
 
 
-async def raw_loop(bootstrap: str, src: str, dst: str, n: int, group: str) -> tuple[float, float, float]:
+async def raw_loop(kafka: Settings, src: str, dst: str, n: int, group: str) -> tuple[float, float, float]:
     """Phase (a): consume n events, parse, re-encode, send in batches, wait for delivery, commit.
 
     Returns (t_start, t_last_delivered, seconds) on the monotonic clock; t_start is when the
     consumer group gave this consumer its partitions.
     """
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-
     started: dict[str, float] = {}
 
-    class Listener(ConsumerRebalanceListener):
-        async def on_partitions_revoked(self, revoked):
-            pass
+    async def assigned(_partitions) -> None:
+        started.setdefault("t", time.monotonic())
 
-        async def on_partitions_assigned(self, assigned):
-            started.setdefault("t", time.monotonic())
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-        session_timeout_ms=10_000, heartbeat_interval_ms=1_000, rebalance_timeout_ms=10_000,
-        # fetch sizes left at aiokafka's defaults: 4 MiB per partition (faust's) measured ~30% slower
-        # here, as one huge fetch leaves nothing to overlap with the sends
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    # fetch sizes left at aiokafka's defaults: 4 MiB per partition (faust's) measured ~30% slower
+    # here, as one huge fetch leaves nothing to overlap with the sends
+    consumer = clients.async_consumer(kafka, group=group)
+    producer = clients.async_producer(kafka, **BULK)
     await producer.start()
     await consumer.start()
     try:
-        consumer.subscribe([src], listener=Listener())
+        consumer.subscribe([src], listener=clients.Rebalance(on_assigned=assigned))
         done, last = 0, time.monotonic()
         while done < n:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
@@ -270,8 +258,8 @@ class OutputWatcher:
     record were received, and per id receive-time - ``ts`` and ``scored_at`` - ``ts`` (latency).
     """
 
-    def __init__(self, bootstrap: str, scored: str, dead: str) -> None:
-        self.bootstrap, self.scored, self.dead = bootstrap, scored, dead
+    def __init__(self, kafka: Settings, scored: str, dead: str) -> None:
+        self.kafka, self.scored, self.dead = kafka, scored, dead
         self.seen: set[str] = set()
         self.latency_ms: dict[str, float] = {}
         self.worker_ms: dict[str, float] = {}  # scored_at - ts: event time to the worker's scoring
@@ -286,15 +274,9 @@ class OutputWatcher:
         self._progress = asyncio.Event()
 
     async def start(self) -> "OutputWatcher":
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=20,  # bounds the receive-time error
-        )
-        await self._consumer.start()
-        self._consumer.assign(
-            [TopicPartition(self.scored, p) for p in range(PARTITIONS)] + [TopicPartition(self.dead, 0)]
+        self._consumer = await clients.start_reader(
+            self.kafka, {self.scored: PARTITIONS, self.dead: 1},
+            fetch_max_wait_ms=20,  # bounds the receive-time error
         )
         self._task = asyncio.create_task(self._run())
         return self
@@ -364,13 +346,18 @@ class OutputWatcher:
 # --------------------------------------------------------------------------------------- phases
 @dataclass
 class Bench:
-    settings: object
+    settings: Settings
     stack: object
     run_dir: Path
     templates: list[dict]
     prefix: str
     cpu: CpuMeter
     workers: list = field(default_factory=list)  # every worker started, stopped again by run()
+
+    @property
+    def kafka(self) -> Settings:
+        """The settings the bench's own Kafka clients use: pointed at the stack's broker."""
+        return clients.for_broker(self.settings, self.stack.bootstrap)
 
     def new_worker(self, env: dict[str, str], name: str):
         from babelwatch.localstack.worker_process import WorkerProcess
@@ -426,11 +413,11 @@ class Bench:
         src, dst = "bench.raw.in", "bench.raw.out"
         self.stack.broker.create_topics({src: PARTITIONS, dst: PARTITIONS})
         payloads, _ = make_events(self.templates, n, "raw")
-        await produce_all(self.stack.bootstrap, src, payloads)
+        await produce_all(self.kafka, src, payloads)
         runs = []
         for rep in range(reps):
             c0 = self.cpu.snapshot()
-            _, _, took = await raw_loop(self.stack.bootstrap, src, dst, n, group=f"bench-raw-{os.getpid()}-{rep}")
+            _, _, took = await raw_loop(self.kafka, src, dst, n, group=f"bench-raw-{os.getpid()}-{rep}")
             runs.append((took, CpuMeter.diff(c0, self.cpu.snapshot())))
             log.info("phase (a) run %d: %d events in %.2fs = %.0f events/s", rep + 1, n, took, n / took)
         runs.sort(key=lambda r: r[0])
@@ -443,8 +430,8 @@ class Bench:
         names = self.topics(phase)
         self.create_topics(names)
         payloads, ids = make_events(self.templates, n, phase)
-        await produce_all(self.stack.bootstrap, names["events"], payloads)
-        watcher = await OutputWatcher(self.stack.bootstrap, names["scored"], names["dead"]).start()
+        await produce_all(self.kafka, names["events"], payloads)
+        watcher = await OutputWatcher(self.kafka, names["scored"], names["dead"]).start()
         worker = self.new_worker(self.worker_env(phase, model, names), name=f"worker-{phase}")
         try:
             t_launch = time.monotonic()
@@ -480,7 +467,7 @@ class Bench:
         names = self.topics(phase)
         self.create_topics(names)
         payloads, ids = make_events(self.templates, n, phase)
-        watcher = await OutputWatcher(self.stack.bootstrap, names["scored"], names["dead"]).start()
+        watcher = await OutputWatcher(self.kafka, names["scored"], names["dead"]).start()
         procs = [self.new_worker(self.worker_env(phase, model, names), name=f"worker-{phase}-{i}")
                  for i in range(workers)]
         try:
@@ -490,7 +477,7 @@ class Bench:
             pids = [w.process.pid for w in procs]
             c0 = self.cpu.snapshot(pids)
             t0 = time.monotonic()
-            await produce_all(self.stack.bootstrap, names["events"], payloads)
+            await produce_all(self.kafka, names["events"], payloads)
             await watcher.wait_for(ids, _AnyDead(procs), f"phase {label}")
             cpu = CpuMeter.diff(c0, self.cpu.snapshot(pids))
             t1 = watcher.last_at
@@ -503,14 +490,12 @@ class Bench:
         return PhaseResult(label, n, t1 - t0, cpu, note)
 
     async def latency(self, rate: float, n: int, warmup: int = 64) -> LatencyResult:
-        from aiokafka import AIOKafkaProducer
-
         log.info("phase (d) latency: %d events at %.0f events/s (model cheap)", n, rate)
         names = self.topics("latency")
         self.create_topics(names)
-        watcher = await OutputWatcher(self.stack.bootstrap, names["scored"], names["dead"]).start()
+        watcher = await OutputWatcher(self.kafka, names["scored"], names["dead"]).start()
         worker = self.new_worker(self.worker_env("latency", "cheap", names), name="worker-latency")
-        producer = AIOKafkaProducer(bootstrap_servers=self.stack.bootstrap, linger_ms=0)
+        producer = clients.async_producer(self.kafka, linger_ms=0, acks=1)
         await producer.start()
         try:
             await asyncio.to_thread(worker.start)

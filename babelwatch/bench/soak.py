@@ -35,6 +35,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from contracts.settings import Settings
+from stream import clients
 from workers.alerting.tasks import cancel
 
 log = logging.getLogger("babelwatch.bench")
@@ -198,8 +200,8 @@ class ScoredCounter:
     """Counts the scored and dead-letter records (no parsing: 1M ids would cost this process more
     memory than the worker under test)."""
 
-    def __init__(self, bootstrap: str, scored: str, dead: str, partitions: int, alerts: str | None = None) -> None:
-        self.bootstrap, self.scored_topic, self.dead_topic, self.partitions = bootstrap, scored, dead, partitions
+    def __init__(self, kafka: Settings, scored: str, dead: str, partitions: int, alerts: str | None = None) -> None:
+        self.kafka, self.scored_topic, self.dead_topic, self.partitions = kafka, scored, dead, partitions
         self.alerts_topic = alerts
         self.scored = 0
         self.dead = 0
@@ -210,14 +212,10 @@ class ScoredCounter:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> "ScoredCounter":
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                          auto_offset_reset="earliest", fetch_max_wait_ms=100)
-        await self._consumer.start()
-        self._consumer.assign([TopicPartition(self.scored_topic, p) for p in range(self.partitions)]
-                              + [TopicPartition(self.dead_topic, 0)]
-                              + ([TopicPartition(self.alerts_topic, 0)] if self.alerts_topic else []))
+        topics = {self.scored_topic: self.partitions, self.dead_topic: 1}
+        if self.alerts_topic:
+            topics[self.alerts_topic] = 1
+        self._consumer = await clients.start_reader(self.kafka, topics, fetch_max_wait_ms=100)
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -260,19 +258,17 @@ async def soak_stream(bench, n_events: int, interval_s: float, backlog: int, not
                       out=sys.stdout) -> tuple[list[SoakSample], int]:
     """Start worker (+ notifier), stream ``n_events`` with at most ``backlog`` unscored, sample.
     Returns the samples and the number of alert notifications the worker emitted."""
-    from aiokafka import AIOKafkaProducer
-
-    from babelwatch.bench.pipeline import PARTITIONS, make_event
+    from babelwatch.bench.pipeline import BULK, PARTITIONS, make_event
     from babelwatch.localstack.notifier_process import NotifierProcess
 
     names = bench.topics("soak")
     bench.create_topics(names)
     env = {**bench.worker_env("soak", "cheap", names), **(ALERT_ENV if alerts else {})}
-    counter = await ScoredCounter(bench.stack.bootstrap, names["scored"], names["dead"], PARTITIONS,
+    counter = await ScoredCounter(bench.kafka, names["scored"], names["dead"], PARTITIONS,
                                   names["alerts"]).start()
     worker = bench.new_worker(env, name="worker-soak")
     notify = None
-    producer = AIOKafkaProducer(bootstrap_servers=bench.stack.bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    producer = clients.async_producer(bench.kafka, **BULK)
     samples: list[SoakSample] = []
     try:
         if notifier:

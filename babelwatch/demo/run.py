@@ -24,7 +24,9 @@ from babelwatch.localstack.notifier_process import NotifierProcess
 from babelwatch.localstack.stack import LocalStack
 from babelwatch.localstack.triton import SERVED_MODELS
 from babelwatch.localstack.worker_process import WorkerProcess
+from contracts.keys import RedisKeys
 from contracts.settings import Settings
+from stream import clients
 
 log = logging.getLogger("babelwatch.demo")
 
@@ -133,11 +135,8 @@ class Outputs:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _collect(settings: Settings, bootstrap: str, out: Outputs, stop: threading.Event) -> None:
-    from kafka import KafkaConsumer
-
-    topics = [settings.topic_scored, settings.topic_deadletter, settings.topic_alerts]
-    consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+def _collect(settings: Settings, out: Outputs, stop: threading.Event) -> None:
+    consumer = clients.consumer(settings, settings.topic_scored, settings.topic_deadletter, settings.topic_alerts)
     try:
         while not stop.is_set():
             for tp, msgs in consumer.poll(timeout_ms=300).items():
@@ -156,15 +155,16 @@ def _snapshot(r, settings: Settings, prefix: str, window_s: int) -> list[dict]:
     """Current and previous window of every topic, per language, in one pipelined read."""
     from workers.windows import window_start
 
-    topics = sorted(m.decode() for m in r.smembers(f"{prefix}:topics"))
-    langs = {t: sorted(m.decode() for m in r.smembers(f"{prefix}:langs:{t}")) for t in topics}
+    keys = RedisKeys(prefix)
+    topics = sorted(m.decode() for m in r.smembers(keys.topics))
+    langs = {t: sorted(m.decode() for m in r.smembers(keys.langs(t))) for t in topics}
     now = window_start(time.time(), window_s)
     pipe = r.pipeline(transaction=False)
     plan = []
     for t in topics:
         for lang in langs[t]:
             for start in (now, now - window_s):
-                pipe.hgetall(f"{prefix}:w:{window_s}:{t}:{lang}:{start}")
+                pipe.hgetall(keys.window(str(window_s), t, lang, start))  # the primary, tumbling shape
                 plan.append((t, lang, start == now))
     rows: dict[str, dict] = {t: {"topic": t, "langs": {}, "now": {}, "prev": {}} for t in topics}
     for (t, lang, current), h in zip(plan, pipe.execute()):
@@ -251,13 +251,14 @@ def demo(settings: Settings, file: Path, rate: float = 8.0, window_s: int = 5, t
             raise
         console.print(f"API and live alerts: {notifier.url}/v1/alerts/stream (docs {notifier.url}/docs)"
                       + (f"; token: the third field of {tokens_file}" if tokens_file else ""), soft_wrap=True)
+        local = clients.for_broker(settings, stack.bootstrap)
         outputs, stop = Outputs(), threading.Event()
-        collector = threading.Thread(target=_collect, args=(settings, stack.bootstrap, outputs, stop), daemon=True)
+        collector = threading.Thread(target=_collect, args=(local, outputs, stop), daemon=True)
         collector.start()
         sent = {"n": 0}
 
         def produce() -> None:
-            replay(file, stack.bootstrap, settings.topic_events, rate=rate, progress_every=0,
+            replay(file, local, settings.topic_events, rate=rate, progress_every=0,
                    on_sent=lambda n: sent.__setitem__("n", n))
 
         producer = threading.Thread(target=produce, daemon=True)

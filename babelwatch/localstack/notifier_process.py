@@ -10,7 +10,7 @@ from typing import Mapping
 
 from .process import ChildService, ManagedProcess, free_port, wait_until
 
-READY_LINE = "notifier ready"  # workers.notifier.READY_LINE (not imported: keeps this module light)
+READY_LINE = "notifier ready"  # stream.notifier.READY_LINE (not imported: keeps this module light)
 
 
 class NotifierProcess(ChildService):

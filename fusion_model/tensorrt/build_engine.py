@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from contracts.settings import get_settings
+
 log = logging.getLogger("babelwatch.tensorrt")
-HERE = Path(__file__).resolve().parent
-ENGINE_DIR = HERE.parent / "models" / "fusion_engine" / "1"
+MODELS = get_settings().triton_repo  # the Triton model repository (triton_repo/models)
+ENGINE_DIR = MODELS / "fusion_engine" / "1"
 MAX_BATCH, MAX_SEQ, IMAGE = 128, 128, (3, 224, 224)
 
 
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--onnx", type=Path, default=ENGINE_DIR / "dense" / "model_dense.onnx")
     ap.add_argument("--out", type=Path, default=ENGINE_DIR / "model.plan")
-    ap.add_argument("--artifact", type=Path, default=HERE.parent / "models" / "fusion" / "1" / "artifact")
+    ap.add_argument("--artifact", type=Path, default=MODELS / "fusion" / "1" / "artifact")
     ap.add_argument("--no-fp16", action="store_true", help="fp32 engine (slower; for accuracy comparisons)")
     ap.add_argument("--int8", action="store_true", help="add INT8 with entropy calibration")
     ap.add_argument("--workspace-gb", type=float, default=8.0)

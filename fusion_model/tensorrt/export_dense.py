@@ -16,8 +16,9 @@ import logging
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-MODELS = HERE.parent / "models"
+from contracts.settings import get_settings
+
+MODELS = get_settings().triton_repo  # the Triton model repository (triton_repo/models)
 
 
 def export(artifact: Path | None = None, force: bool = False) -> Path:

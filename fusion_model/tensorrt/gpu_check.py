@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from fusion_model.tensorrt.build_engine import ENGINE_DIR, HERE
+from fusion_model.tensorrt.build_engine import ENGINE_DIR, MODELS
 
 log = logging.getLogger("babelwatch.tensorrt")
 INPUTS = ("input_ids", "attention_mask", "pixel_values", "has_image")
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--onnx", type=Path, default=ENGINE_DIR / "dense" / "model_dense.onnx")
     ap.add_argument("--plan", type=Path, default=ENGINE_DIR / "model.plan")
-    ap.add_argument("--artifact", type=Path, default=HERE.parent / "models" / "fusion" / "1" / "artifact")
+    ap.add_argument("--artifact", type=Path, default=MODELS / "fusion" / "1" / "artifact")
     ap.add_argument("--candidate", choices=("tensorrt", "onnxruntime"), default="tensorrt")
     ap.add_argument("--skip-build", action="store_true", help="use the existing plan")
     ap.add_argument("--seconds", type=float, default=5.0, help="timing per batch size (candidate)")

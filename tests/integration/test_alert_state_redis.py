@@ -11,6 +11,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
+from contracts.keys import RedisKeys
 from workers.alerting import cloudevents
 from workers.alerting.lifecycle import AlertLifecycle, Observation, Timing
 from workers.alerting.model import AlertInstance, Route, Silence, fingerprint
@@ -18,7 +19,7 @@ from workers.alerting.routing import Router
 from workers.alerting.state_store import Commit, RedisAlertStateStore
 from workers.alerting.store import AlertConfigStore, AlreadyExists
 from workers.alerts import AlertHistory
-from workers.outbox import Outbox, alerts_key
+from workers.outbox import Outbox
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 T0 = 1_000_000.0
@@ -199,22 +200,22 @@ async def test_notification_survives_a_crash_between_commit_and_send(redis, pref
     assert [n.state for n in fired] == ["firing", "firing"]
     # the worker "dies" here: committed, never drained. A restarted one drains, and the send fails
     # once (broker down) before it succeeds.
-    outbox = Outbox(redis, alerts_key(prefix))
+    outbox = Outbox(redis, RedisKeys(prefix).alerts_outbox)
     assert await outbox.pending() == 2
 
     async def broker_down(items):
         raise ConnectionError("broker down")
 
     with pytest.raises(ConnectionError):
-        await Outbox(redis, alerts_key(prefix)).drain(broker_down)
+        await Outbox(redis, RedisKeys(prefix).alerts_outbox).drain(broker_down)
     assert await outbox.pending() == 2
     sent: list[bytes] = []
 
     async def send(items):
         sent.extend(items)
 
-    assert await Outbox(redis, alerts_key(prefix)).drain(send) == 2
-    assert await Outbox(redis, alerts_key(prefix)).drain(send) == 0  # trimmed: nothing twice
+    assert await Outbox(redis, RedisKeys(prefix).alerts_outbox).drain(send) == 2
+    assert await Outbox(redis, RedisKeys(prefix).alerts_outbox).drain(send) == 0  # trimmed: nothing twice
     events = [json.loads(x) for x in sent]
     assert [(e["type"], e["subject"]) for e in events] == [
         ("io.babelwatch.alert.firing", fingerprint(LABELS)), ("io.babelwatch.alert.firing", fingerprint(other))]
@@ -243,7 +244,7 @@ async def test_history_is_written_with_the_transition(redis, prefix):
     """The history entry the API serves is LPUSHed by the commit script itself, next to the outbox
     entry, so a worker dying right after its commit cannot leave a notification without history."""
     store = RedisAlertStateStore(redis, prefix, history_len=2)
-    history, outbox = AlertHistory(redis, prefix), Outbox(redis, alerts_key(prefix))
+    history, outbox = AlertHistory(redis, prefix), Outbox(redis, RedisKeys(prefix).alerts_outbox)
 
     def firing(topic: str) -> AlertInstance:
         return AlertInstance(labels={**LABELS, "topic": topic}, state="firing", active_since=T0,

@@ -7,12 +7,14 @@ import pytest
 import redis.asyncio as aioredis
 from bw_factories import make_scored
 
+from contracts.keys import RedisKeys
+from contracts.windows import ClosedWindow
 from workers.alerting.lifecycle import AlertLifecycle, Timing
 from workers.alerting.state_store import RedisAlertStateStore
 from workers.alerts import AlertEvaluator
-from workers.detection import ClosedWindowDetection, closed_window_from_json
+from workers.detection import ClosedWindowDetection
 from workers.detectors.registry import DetectorConfig
-from workers.outbox import Outbox, closed_windows_key
+from workers.outbox import Outbox
 from workers.windows import WindowStore
 
 pytestmark = pytest.mark.integration
@@ -31,7 +33,7 @@ async def r():
 
 async def test_closed_windows_wait_in_the_outbox_until_sent(r):
     store = WindowStore(r, size_s=10, retention=10, prefix=r.test_prefix, allowed_lateness_s=0)
-    outbox = Outbox(r, closed_windows_key(r.test_prefix))
+    outbox = Outbox(r, RedisKeys(r.test_prefix).closed_outbox)
     await store.apply_batch([make_scored("T", "en", "neutral", 100.0 + i) for i in range(5)])
     res = await store.apply_batch([make_scored("T", "en", "neutral", 111.0)])  # closes [100, 110)
     assert res.outbox == 2  # en and *
@@ -49,12 +51,12 @@ async def test_closed_windows_wait_in_the_outbox_until_sent(r):
 
     assert await outbox.drain(send) == 2
     assert await outbox.pending() == 0
-    windows = sorted((closed_window_from_json(x) for x in sent), key=lambda w: w.lang)
+    windows = sorted((ClosedWindow.from_json(x) for x in sent), key=lambda w: w.lang)
     assert [(w.lang, w.start, w.count, w.size_s) for w in windows] == [("*", 100, 5, 10), ("en", 100, 5, 10)]
 
 
 async def test_only_one_worker_drains_at_a_time(r):
-    outbox = Outbox(r, closed_windows_key(r.test_prefix))
+    outbox = Outbox(r, RedisKeys(r.test_prefix).closed_outbox)
     await r.rpush(outbox.key, b'{"topic":"T"}')
     await r.set(outbox.lock_key, "someone-else", px=5000)
 
@@ -80,7 +82,7 @@ async def test_detectors_keep_state_in_redis_and_fire_on_a_shift(r):
     import orjson
 
     def cw(d):
-        return closed_window_from_json(orjson.dumps(d))
+        return ClosedWindow.from_json(orjson.dumps(d))
 
     # two detection objects = two workers one after the other: state must carry over via Redis
     first = ClosedWindowDetection(r, config, alerts(), r.test_prefix)
@@ -105,8 +107,6 @@ async def test_a_crash_between_lifecycle_and_state_save_notifies_exactly_once(r)
     were saved: the redelivered window is judged again and notifies nothing new."""
     import orjson
 
-    from workers.outbox import alerts_key
-
     config = DetectorConfig.model_validate({"default": {"window_s": 10, "detectors": [
         {"kind": "sentiment_shift", "min_history": 5, "min_count": 5}]}})
 
@@ -114,7 +114,7 @@ async def test_a_crash_between_lifecycle_and_state_save_notifies_exactly_once(r)
         return AlertEvaluator(AlertLifecycle(RedisAlertStateStore(r, r.test_prefix), Timing(0.0, 0.0, 300.0)))
 
     def cw(start, mean):
-        return closed_window_from_json(orjson.dumps(dict(topic="T", lang="*", start=start, size_s=10, count=50,
+        return ClosedWindow.from_json(orjson.dumps(dict(topic="T", lang="*", start=start, size_s=10, count=50,
                                                          sentiment_sum=50 * mean, sentiment_sq=50 * 0.2)))
 
     calm = [cw(1000 + 10 * k, 0.3 + 0.02 * ((-1) ** k)) for k in range(12)]
@@ -127,7 +127,7 @@ async def test_a_crash_between_lifecycle_and_state_save_notifies_exactly_once(r)
     shifted = cw(1120, -0.6)
     with pytest.raises(ConnectionError):
         await CrashesBeforeSaving(r, config, alerts(), r.test_prefix).process([shifted], now=2.0)
-    outbox = Outbox(r, alerts_key(r.test_prefix))
+    outbox = Outbox(r, RedisKeys(r.test_prefix).alerts_outbox)
     assert await outbox.pending() == 1  # the firing notification is safe in the outbox
 
     # redelivery to a fresh worker: same verdict from the unsaved state, no second notification

@@ -224,7 +224,6 @@ def test_preprocessing_of_real_photo(tiny_image):
 def test_handlabelled_set_is_valid_and_not_the_demo_stream():
     from collections import Counter
 
-    from fusion_model._repo import REPO_ROOT
     from fusion_model.data import load_handlabelled
     from fusion_model.fusion import LABELS
 

@@ -20,7 +20,7 @@ from workers.alerting import cloudevents
 from workers.alerting.model import AlertInstance
 from workers.alerting.store import AlertConfigStore
 from workers.alerting.tasks import cancel
-from workers.notifier import Notifier
+from stream.notifier import Notifier
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from contracts.settings import Settings
 from workers.alerting import cloudevents
 from workers.alerting.sinks.base import Sink
 from workers.alerting.store import AlertConfigStore
-from workers.notifier import Notifier
+from stream.notifier import Notifier
 
 pytestmark = pytest.mark.integration
 

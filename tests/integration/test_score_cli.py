@@ -89,7 +89,7 @@ class _FlakyScorer:
         self.calls: list[int] = []
 
     async def score(self, batch):
-        from workers.inference import ScoreOutput
+        from workers.scoring import ScoreOutput
 
         self.calls.append(len(batch))
         if any("POISON" in x.text for x in batch):
@@ -139,3 +139,43 @@ def test_an_unreachable_server_answers_every_line_without_waiting_on_each():
     rc, rows = _run_with(scorer, b"\n".join(orjson.dumps(e) for e in events))
     assert rc == 3 and len(rows) == 40 and all(r["error"] == "scoring_failed" for r in rows)
     assert scorer.calls == [32, 1, 8, 1]  # one try per batch, one row, then the rest marked at once
+
+
+def test_answers_keep_the_input_order_around_bad_and_blank_lines():
+    lines = [orjson.dumps({"id": "a", "source": "news", "topic": "T", "lang": "en-US", "ts": 1, "text": "good"}),
+             b"", b"{not json",
+             orjson.dumps({"id": "b", "source": "news", "topic": "T", "lang": "de", "ts": 2, "text": "gut"}),
+             orjson.dumps({"id": "c", "source": "news", "ts": 3, "text": "no topic"}), b"   ",
+             orjson.dumps({"id": "d", "source": "news", "topic": "T", "lang": "en", "ts": 4, "text": "fine"})]
+    scorer = _FlakyScorer(RuntimeError("unused"))
+    rc, rows = _run_with(scorer, b"\n".join(lines) + b"\n")
+    assert rc == 3
+    assert [(r["line"], r["id"], r.get("error")) for r in rows] == [
+        (1, "a", None), (3, None, "not_json"), (4, "b", None), (5, "c", "invalid_event"), (7, "d", None)]
+    assert [r["lang"] for r in rows if "label" in r] == ["en", "de", "en"]  # the stream's primary subtag
+    assert scorer.calls == [3]  # the valid lines of a batch in one call, whatever lies between them
+
+
+def test_a_line_that_breaks_the_language_step_fails_alone():
+    """As in the stream (workers.isolation): the batch is split until the line that fails is alone."""
+    import asyncio
+
+    from babelwatch.score import _Answers
+    from contracts.schema import Limits
+    from workers.validate import EventValidator
+
+    class Langid:
+        def detect_batch(self, texts):
+            if any("BREAKS" in t for t in texts):
+                raise UnicodeError("the detector choked")
+            return ["en"] * len(texts)
+
+    lines = [(i + 1, orjson.dumps({"id": f"e{i}", "source": "news", "topic": "T", "ts": 1,
+                                   "text": "BREAKS lingua" if i == 5 else f"text {i}"})) for i in range(8)]
+    answers = _Answers(EventValidator(Limits()), Langid(), _FlakyScorer(RuntimeError("unused")))
+    rows = asyncio.run(answers.batch(lines))
+    assert [r["id"] for r in rows] == [f"e{i}" if i != 5 else None for i in range(8)]
+    assert rows[5]["error"] == "processing_failed" and rows[5]["line"] == 6
+    assert rows[5]["details"] == [{"msg": "UnicodeError: the detector choked"}]
+    assert all(r["label"] == "positive" and r["lang"] == "en" for i, r in enumerate(rows) if i != 5)
+    assert answers.failures == 1

@@ -173,3 +173,20 @@ async def test_a_jump_over_a_quiet_gap_counts_the_empty_windows_it_does_not_list
     assert reported == {("en", 1000, 1), ("*", 1000, 1), ("*", 990, 0)} | {("*", s, 0) for s in range(2890, 2990, 10)}
     assert res.closed_dropped == 188
     assert await r.hget(f"{r.test_prefix}:stats", "closed_dropped") == b"188"
+
+
+async def test_the_script_builds_the_same_keys_as_python_for_any_topic(r):
+    """windows.lua builds window and language keys from RedisKeys.pieces: a topic with separators,
+    format and hash-tag characters and a NUL lands on the keys Python readers compute."""
+    odd = "a:b%s{c}\x00d"
+    st = store(r, size=10, extra=["30/10"], lateness=0.0)
+    await st.apply_batch([make_scored(odd, "en", "positive", 1000.0)])
+    res = await st.apply_batch([make_scored(odd, "en", "negative", 1045.0)])
+    assert int(await r.hget(st.key(odd, "en", 1000), "count")) == 1
+    assert int(await r.hget(st.key(odd, "*", 990, WindowSpec(30, 10)), "count")) == 1
+    assert await st.topics() == [odd] and await st.langs(odd) == ["*", "en"]
+    assert {(c.topic, c.spec.name, c.lang, c.start, c.count) for c in res.closed if c.count} == {
+        (odd, name, lang, start, 1) for lang in ("en", "*")
+        for name, start in (("10", 1000), ("30/10", 980), ("30/10", 990), ("30/10", 1000))}
+    opened = [(w.topic, w.start, w.count, w.history) for w in res.open if w.lang == "en"]
+    assert opened == [(odd, 1040, 1, (None, None, None))]

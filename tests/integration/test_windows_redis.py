@@ -427,4 +427,4 @@ async def test_skipped_redeliveries_are_counted_in_stats(store):
     pos = [("events:9", i) for i in range(4)]
     await store.apply(batch, pos)
     await store.apply(batch, pos)
-    assert int(await store.redis.hget(f"{store.prefix}:stats", "redelivered_skipped")) == 4
+    assert int(await store.redis.hget(f"{store.keys.prefix}:stats", "redelivered_skipped")) == 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from babelwatch.cli_alerting import CliError, _detail, default_api_url, matcher_text, parse_matcher
+from babelwatch.cli.alerting import CliError, _detail, default_api_url, matcher_text, parse_matcher
 from contracts.settings import Settings
 
 

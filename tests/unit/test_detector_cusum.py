@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from workers.detectors.base import ClosedWindow, Verdict, WindowDetector
+from workers.detectors.base import ClosedWindow, Verdict
 from workers.detectors.cusum import Cusum
 
 SIZE = 60
@@ -31,13 +31,6 @@ def alarms(out) -> list[int]:
 
 def noise(seed: int, n: int, mean: float = 0.1, sd: float = 0.05) -> list[float]:
     return (mean + sd * np.random.default_rng(seed).standard_normal(n)).tolist()
-
-
-def test_is_a_window_detector():
-    det = Cusum()
-    assert isinstance(det, WindowDetector)
-    assert det.name == "cusum"
-    assert Cusum(metric="volume").name == "cusum_volume"
 
 
 def test_cold_start_learns_the_reference():

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -167,3 +170,16 @@ def test_spec_defaults_match_detector_classes_for_shift_and_cusum():
     s, c = SentimentShiftSpec().build(60), CusumSpec().build(60)
     assert s.params() == SentimentShift().params()
     assert c.params() == Cusum().params()
+
+
+def test_states_saved_before_the_base_class_still_restore():
+    """A Redis blob written by the detectors before the base class (tests/fixtures), then the
+    windows after it: the restored detectors answer and save exactly what the old ones did."""
+    fx = json.loads((Path(__file__).parents[1] / "fixtures" / "detector_states_v1.json").read_text())
+    cfg = DetectorConfig.model_validate(fx["config"])
+    saved = orjson.loads(fx["blob"])
+    dets = restore_detectors(cfg, "TSLA", saved)
+    assert snapshot(dets) == saved  # nothing started cold
+    verdicts = [d.update(ClosedWindow(**w)) for w in fx["windows"] for d in dets]
+    assert [None if v is None else asdict(v) for v in verdicts] == fx["verdicts"]
+    assert json.loads(orjson.dumps(snapshot(dets))) == fx["after"]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from workers.detectors.base import ClosedWindow, Verdict, WindowDetector
+from workers.detectors.base import ClosedWindow, Verdict
 from workers.detectors.sentiment_shift import SentimentShift
 
 SIZE = 60
@@ -40,11 +40,6 @@ def alarms(out) -> list[int]:
 @pytest.fixture
 def det() -> SentimentShift:
     return SentimentShift(alpha=0.1, threshold=4.0, min_count=20, min_history=8)
-
-
-def test_is_a_window_detector(det):
-    assert isinstance(det, WindowDetector)
-    assert det.name == "sentiment_shift"
 
 
 def test_cold_start(det):

@@ -11,7 +11,7 @@ import pytest
 from bw_factories import make_window
 
 from workers.alerts import STAGE_CLOSED, WindowVerdict
-from workers.detectors.base import ClosedWindow, Verdict, WindowDetector
+from workers.detectors.base import ClosedWindow, Verdict
 from workers.detectors.volume_spike import VolumeSpike, robust_z
 
 SIZE = 60
@@ -28,11 +28,6 @@ def feed(det, counts, first: int = 0) -> list[Verdict | None]:
 @pytest.fixture
 def det() -> VolumeSpike:
     return VolumeSpike(threshold=4.0, min_history=3, min_count=20, history=12)
-
-
-def test_is_a_window_detector(det):
-    assert isinstance(det, WindowDetector)
-    assert det.name == "volume_spike"
 
 
 # --- cold start ---------------------------------------------------------------------------------

@@ -135,3 +135,37 @@ def test_regeneration_is_byte_identical(tmp_path):
     out = tmp_path / "events.jsonl"
     sample_source.main(out)
     assert out.read_bytes() == STREAM.read_bytes()
+
+
+def test_the_stream_is_made_from_the_data_file():
+    """Every text and invalid line of the stream comes from sample_source.json, and all of it is used."""
+    data = sample_source.load_source()
+    rows = data["texts"] + data["burst_texts"]
+    valid = _valid()
+    assert sorted((o["meta"]["true_lang"], o["topic"], o["source"], o["meta"]["expected"], o["text"])
+                  for _, o in valid) == sorted((r["lang"], r["topic"], r["source"], r["expected"], r["text"])
+                                               for r in rows)
+    assert all(r["topic"] == "TSLA" for r in data["burst_texts"])
+    lines = set(_lines())
+    assert all(x["line"] in lines and x["breaks"] for x in data["invalid_lines"])
+
+
+def test_build_lines_follows_the_data(tmp_path):
+    """A changed data file changes the stream: the generator holds no texts of its own."""
+    data = sample_source.load_source()
+    data["texts"][0] = dict(data["texts"][0], text="A sentence only this test writes")
+    lines = sample_source.build_lines(source=data)
+    assert sum("A sentence only this test writes" in ln for ln in lines) == 1
+    assert len(lines) == len(_lines())
+
+
+def test_replay_and_the_bench_read_the_sample_alike():
+    from babelwatch.bench.pipeline import load_templates
+    from babelwatch.replay import json_lines, stamped_lines
+
+    parsed = list(json_lines(STREAM))
+    assert [raw.decode() for raw, _ in parsed] == [ln for ln in _lines() if ln.strip()]
+    assert sum(obj is None for _, obj in parsed) == 2  # the truncated line and the array
+    stamped = list(stamped_lines(STREAM, now=lambda: 1.0))
+    assert len(stamped) == len(parsed) and sum(burst for _, burst in stamped) == 80
+    assert len(load_templates(STREAM)) == len(_valid())  # every intended-valid event, none of the bad-*

@@ -2,16 +2,19 @@
 
 Written only AFTER a lane delivered a notification, so a notifier that dies before that leaves no
 trace and the redelivered records are notified again; one that dies after it leaves the marks and
-the redelivered records are skipped by the lanes that have them (and only by those). Keys:
+the redelivered records are skipped by the lanes that have them (and only by those). Keys
+(``contracts.keys.RedisKeys``):
 
-* ``{prefix}:alerts:delivered:{lane}:{event id}`` -- the lane delivered a notification covering
+* ``delivered(lane, event id)`` -- the lane delivered a notification covering
   that alert event (kept :data:`DELIVERED_TTL_S`: a redelivery follows within a restart);
-* ``{prefix}:alerts:notified:{lane}:{fingerprint}`` -- the lane was last told that alert fires
+* ``notified(lane, fingerprint)`` -- the lane was last told that alert fires
   (set on a firing notification, removed on the resolved one; kept :data:`NOTIFIED_TTL_S`,
   refreshed by every notification listing it). After a restart the router no longer knows which
   alerts it notified; a resolved alert it cannot vouch for goes only to lanes holding this mark.
 """
 from __future__ import annotations
+
+from contracts.keys import RedisKeys
 
 from workers.alerting.model import NotificationGroup
 
@@ -23,13 +26,7 @@ NOTIFIED_TTL_S = 7 * 86_400
 class DeliveryLedger:
     def __init__(self, redis, prefix: str) -> None:
         self.redis = redis
-        self.prefix = prefix
-
-    def _delivered(self, lane: str, event_id: str) -> str:
-        return f"{self.prefix}:alerts:delivered:{lane}:{event_id}"
-
-    def _notified(self, lane: str, fp: str) -> str:
-        return f"{self.prefix}:alerts:notified:{lane}:{fp}"
+        self.keys = RedisKeys(prefix)
 
     async def filter(self, lane: str, group: NotificationGroup) -> NotificationGroup | None:
         """``group`` as this lane should get it, or None when it holds nothing new for the lane:
@@ -41,9 +38,9 @@ class DeliveryLedger:
             return group
         pipe = self.redis.pipeline(transaction=False)
         if ids:
-            pipe.exists(*(self._delivered(lane, i) for i in ids))
+            pipe.exists(*(self.keys.delivered(lane, i) for i in ids))
         for fp in unconfirmed:
-            pipe.exists(self._notified(lane, fp))
+            pipe.exists(self.keys.notified(lane, fp))
         res = await pipe.execute()
         if ids and res.pop(0) == len(ids):
             return None
@@ -60,10 +57,10 @@ class DeliveryLedger:
         """The lane delivered ``group`` (one round trip)."""
         pipe = self.redis.pipeline(transaction=False)
         for i in set(group.event_ids):
-            pipe.set(self._delivered(lane, i), 1, ex=DELIVERED_TTL_S)
+            pipe.set(self.keys.delivered(lane, i), 1, ex=DELIVERED_TTL_S)
         for a in group.alerts:
             if a.state == "firing":
-                pipe.set(self._notified(lane, a.fingerprint), 1, ex=NOTIFIED_TTL_S)
+                pipe.set(self.keys.notified(lane, a.fingerprint), 1, ex=NOTIFIED_TTL_S)
             else:
-                pipe.delete(self._notified(lane, a.fingerprint))
+                pipe.delete(self.keys.notified(lane, a.fingerprint))
         await pipe.execute()

@@ -29,9 +29,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
+import mode
+
 from workers.alerting.model import AlertInstance, clean_labels, fingerprint
 from workers.alerting.state_store import ABSENT, AlertStateStore, Commit, Versioned
-from workers.alerting.tasks import cancel
 
 log = logging.getLogger("babelwatch.alerting.lifecycle")
 
@@ -93,11 +94,11 @@ def step(prev: AlertInstance | None, obs: Observation, now: float, timing: Timin
 Notify = Callable[[list[AlertInstance]], Awaitable[None] | None]
 
 
-class AlertLifecycle:
+class AlertLifecycle(mode.Service):
     """Evaluates observation batches against shared state; returns the alerts to notify.
 
     ``timing`` is one :class:`Timing` or a function of the labels (e.g. per detector).
-    ``start()`` runs the staleness sweep every ``sweep_interval_s`` (when ``stale_after_s`` is set)
+    Started (a ``mode.Service``), it runs the staleness sweep every ``sweep_interval_s`` (when ``stale_after_s`` is set)
     and hands what it resolves to ``on_notify`` after every sweep, even when that is nothing: the
     worker drains its notification outbox there, which also picks up what an earlier drain left
     (a crashed worker's, or one skipped because another worker held the drain lock).
@@ -114,7 +115,9 @@ class AlertLifecycle:
         on_notify: Notify | None = None,
         cache_size: int = 100_000,
         max_retries: int = 5,
+        **service_kwargs,
     ) -> None:
+        super().__init__(**service_kwargs)
         self.store = store
         self._timing = timing
         self.clock = clock
@@ -124,7 +127,6 @@ class AlertLifecycle:
         self.cache_size = cache_size
         self.max_retries = max_retries
         self._cache: OrderedDict[str, Versioned] = OrderedDict()
-        self._task: asyncio.Task | None = None
         self.conflicts = 0  # CAS retries so far (metrics)
 
     def timing(self, labels: Mapping[str, str]) -> Timing:
@@ -208,17 +210,12 @@ class AlertLifecycle:
 
     # ------------------------------------------------------------------------------------- lifetime
 
-    async def start(self) -> None:
-        if self._task is None and self.stale_after_s is not None:
-            self._task = asyncio.create_task(self._sweeper(), name="alert-lifecycle-sweep")
-
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-
+    @mode.Service.task
     async def _sweeper(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval_s)
+        if self.stale_after_s is None:
+            return
+        # mode's timer sleeps through Service.sleep, so stop() ends the wait at once
+        async for _ in self.itertimer(self.sweep_interval_s, name="alert-lifecycle-sweep"):
             try:
                 notes = await self.sweep()
                 if self.on_notify is not None:

@@ -1,16 +1,16 @@
 """Where lifecycle state lives: a versioned record per alert fingerprint, written compare-and-set.
 
-Redis layout (``{p}`` = the key prefix):
+Redis layout (names from ``contracts.keys.RedisKeys``):
 
-* ``{p}:alert:{fingerprint}`` -- hash: ``version``, ``state``, ``labels`` and ``annotations`` (JSON),
+* ``alert(fingerprint)`` -- hash: ``version``, ``state``, ``labels`` and ``annotations`` (JSON),
   ``active_since``, ``last_active_at``, ``fired_at``, ``resolved_at``, ``last_notified_at`` (epoch
   seconds, ``""`` = unset). Expires ``active_ttl_s`` after the last write while pending/firing,
   ``retention_s`` once inactive/resolved (kept so dedup and the API can still see it).
-* ``{p}:alerts:live`` -- sorted set of the pending/firing fingerprints scored by ``last_active_at``
+* ``alerts_live`` -- sorted set of the pending/firing fingerprints scored by ``last_active_at``
   (what the staleness sweep scans).
-* ``{p}:alerts:outbox`` -- list of the notifications (CloudEvent JSON) that committed transitions
+* ``alerts_outbox`` -- list of the notifications (CloudEvent JSON) that committed transitions
   caused, waiting to be sent to the alerts topic (``workers.outbox``).
-* ``{p}:alerts:history`` -- list of the same notifications as ``AlertInstance`` JSON, newest first,
+* ``alerts_history`` -- list of the same notifications as ``AlertInstance`` JSON, newest first,
   capped at ``history_len`` (``GET /v1/alerts`` reads it through ``workers.alerts.AlertHistory``).
 
 A commit is ONE ``EVALSHA`` for the whole batch: per item it checks the stored version against the
@@ -21,8 +21,8 @@ is how "nothing changed here" is asserted. A write that notifies (fired, re-sent
 appends its CloudEvent to the outbox and its record to the history in the same script: the
 transition, its notification and its history entry are stored together or not at all, so a worker
 dying after the commit loses neither a notification nor a history entry.
-Keys are derived inside the script from the prefix, so this targets a single Redis (or one
-cluster slot via a ``{hash-tag}`` prefix), like ``windows.lua``.
+The scripts get their keys as ``KEYS`` (the commit also each item's record); only the staleness
+sweep builds record keys itself, from fingerprints it reads in the live set.
 """
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+from contracts.keys import RedisKeys
 
 from workers.alerting import cloudevents
 from workers.alerting.model import ACTIVE_STATES, AlertInstance
@@ -109,17 +111,17 @@ class MemoryAlertStateStore(AlertStateStore):
 
 # ---------------------------------------------------------------------------------------------- redis
 
+# KEYS: live set, outbox, history, then the record of each item. ARGV: history_len, then 7 per item
+# (fingerprint, expected version, fields, ttl, live score, CloudEvent, history entry; "" = none).
+# Returns per item its new version, or its current record (HGETALL) when the version did not hold.
 _COMMIT_LUA = """
-local prefix = ARGV[1]
-local history_len = tonumber(ARGV[2])
-local live = prefix .. ':alerts:live'
-local outbox = prefix .. ':alerts:outbox'
-local history = prefix .. ':alerts:history'
-local pushed = false
+local live, outbox, history = KEYS[1], KEYS[2], KEYS[3]
+local history_len = tonumber(ARGV[1])
+local pushed, n = false, 0
 local out = {}
-for i = 3, #ARGV, 7 do
-  local fp = ARGV[i]
-  local key = prefix .. ':alert:' .. fp
+for i = 2, #ARGV, 7 do
+  n = n + 1
+  local fp, key = ARGV[i], KEYS[3 + n]
   local cur = tonumber(redis.call('HGET', key, 'version') or '0')
   if cur ~= tonumber(ARGV[i + 1]) then
     out[#out + 1] = redis.call('HGETALL', key)
@@ -146,18 +148,18 @@ if pushed then redis.call('LTRIM', history, 0, history_len - 1) end
 return out
 """
 
+# KEYS: live set. ARGV: the record key's pieces (RedisKeys.pieces: the fingerprints are read here),
+# before, limit. Returns {fingerprint, record (HGETALL)} pairs.
 _STALE_LUA = """
-local prefix = ARGV[1]
-local live = prefix .. ':alerts:live'
-local fps = redis.call('ZRANGEBYSCORE', live, '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local live = KEYS[1]
+local fps = redis.call('ZRANGEBYSCORE', live, '-inf', '(' .. ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
 local out = {}
 for _, fp in ipairs(fps) do
-  local h = redis.call('HGETALL', prefix .. ':alert:' .. fp)
+  local h = redis.call('HGETALL', ARGV[1] .. fp .. ARGV[2])
   if #h == 0 then
     redis.call('ZREM', live, fp)
   else
-    out[#out + 1] = fp
-    out[#out + 1] = h
+    out[#out + 1] = {fp, h}
   end
 end
 return out
@@ -197,12 +199,12 @@ def decode_hash(raw: Any) -> Versioned:
 
 class RedisAlertStateStore(AlertStateStore):
     """Lifecycle state in Redis; ``redis`` is an async client (``redis.asyncio.Redis``).
-    ``history_len``: notifications kept in ``{prefix}:alerts:history`` (0: none written)."""
+    ``history_len``: notifications kept in the alert history (0: none written)."""
 
     def __init__(self, redis, prefix: str = "bw", active_ttl_s: int = 7 * 86_400, retention_s: int = 86_400,
                  history_len: int = 1000) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = RedisKeys(prefix)
         self.active_ttl_s = int(active_ttl_s)
         self.retention_s = int(retention_s)
         self.history_len = max(0, int(history_len))
@@ -210,11 +212,7 @@ class RedisAlertStateStore(AlertStateStore):
         self._stale = redis.register_script(_STALE_LUA)
 
     def key(self, fp: str) -> str:
-        return f"{self.prefix}:alert:{fp}"
-
-    @property
-    def live_key(self) -> str:
-        return f"{self.prefix}:alerts:live"
+        return self.keys.alert(fp)
 
     async def read(self, fingerprints: Sequence[str]) -> dict[str, Versioned]:
         if not fingerprints:
@@ -227,7 +225,9 @@ class RedisAlertStateStore(AlertStateStore):
     async def commit(self, items: Sequence[Commit]) -> dict[str, Versioned]:
         if not items:
             return {}
-        argv: list[str] = [self.prefix, str(self.history_len)]
+        k = self.keys
+        keys = [k.alerts_live, k.alerts_outbox, k.alerts_history, *(k.alert(c.fingerprint) for c in items)]
+        argv: list[str] = [str(self.history_len)]
         for c in items:
             if c.alert is None:
                 argv += [c.fingerprint, str(c.expected_version), "", "0", "", "", ""]
@@ -243,13 +243,14 @@ class RedisAlertStateStore(AlertStateStore):
                     cloudevents.alert_event(c.note, version=c.expected_version + 1)).decode(),
                 "" if c.note is None or not self.history_len else c.note.model_dump_json(),
             ]
-        replies = await self._commit(keys=[], args=argv)
+        replies = await self._commit(keys=keys, args=argv)
         return {c.fingerprint: decode_hash(r) for c, r in zip(items, replies) if isinstance(r, list)}
 
     async def stale(self, before: float, limit: int = 1000) -> dict[str, Versioned]:
-        reply = await self._stale(keys=[], args=[self.prefix, repr(float(before)), str(int(limit))])
-        return {_s(reply[i]): decode_hash(reply[i + 1]) for i in range(0, len(reply), 2)}
+        k = self.keys
+        reply = await self._stale(keys=[k.alerts_live], args=[*k.pieces(k.alert), repr(float(before)), str(int(limit))])
+        return {_s(fp): decode_hash(h) for fp, h in reply}
 
     async def active(self) -> list[AlertInstance]:
-        fps = [_s(fp) for fp in await self.redis.zrange(self.live_key, 0, -1)]
+        fps = [_s(fp) for fp in await self.redis.zrange(self.keys.alerts_live, 0, -1)]
         return [v.alert for v in (await self.read(fps)).values() if v.alert is not None]

@@ -1,8 +1,8 @@
 """Routes (subscriptions) and silences in Redis, pydantic-validated JSON; for the HTTP API and CLI.
 
-Keys (``{p}`` = prefix): ``{p}:alerting:routes`` and ``{p}:alerting:silences`` -- hashes id -> JSON;
-``{p}:alerting:version`` -- bumped in the same MULTI as every change, so readers (the router)
-reload only when it moved.
+Keys (``contracts.keys.RedisKeys``): ``routes`` and ``silences`` -- hashes id -> JSON;
+``config_version`` -- bumped in the same MULTI as every change, so readers (the router) reload only
+when it moved.
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import logging
 from typing import Any
 
 from pydantic import ValidationError
+
+from contracts.keys import RedisKeys
 
 from workers.alerting.model import Route, Silence, SilenceState
 
@@ -23,10 +25,10 @@ class AlreadyExists(Exception):
 class AlertConfigStore:
     def __init__(self, redis, prefix: str = "bw") -> None:
         self.redis = redis
-        self.prefix = prefix
-        self.routes_key = f"{prefix}:alerting:routes"
-        self.silences_key = f"{prefix}:alerting:silences"
-        self.version_key = f"{prefix}:alerting:version"
+        keys = RedisKeys(prefix)
+        self.routes_key = keys.routes
+        self.silences_key = keys.silences
+        self.version_key = keys.config_version
 
     async def version(self) -> int:
         return int(await self.redis.get(self.version_key) or 0)

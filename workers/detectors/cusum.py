@@ -21,105 +21,74 @@ Reference, cold start and reset:
 * after an alarm both sums are reset to 0 and, with ``relearn`` (default), the reference is
   learned again from the next ``warmup`` windows: the new level becomes the new normal, so a
   lasting shift alarms once instead of every h/(shift - k) windows.
-* ``alpha`` > 0 (default 0.01) lets the reference mean and variance follow slowly (EWMA) between
+* ``alpha`` > 0 lets the reference mean and variance follow slowly (EWMA) between
   alarms; 0 freezes them. Real sentiment wanders (news cycles): a frozen reference turns that
   wander into false alarms (7/1k windows instead of 0.4/1k on the benchmark's clean streams),
   while a slow one still catches drifts that are much faster than 1/alpha windows.
-* defaults (k 0.75, h 8, warmup 24, alpha 0.01) were chosen on ``babelwatch bench detectors``.
+* the defaults were chosen on ``babelwatch bench detectors``.
 * min_count: for sentiment, windows with fewer events are skipped (no score, no update); for
   volume, windows are skipped while both the count and mu are below it.
 """
 from __future__ import annotations
 
 import math
+from typing import Annotated, Any, Literal, Mapping
 
-from workers.detectors.base import ClosedWindow, Verdict
+from pydantic import Field
 
-METRICS = ("sentiment", "volume")
+from workers.detectors.base import ClosedWindow, OnlineDetector, Verdict, learned, sentiment_sample
 
 
-class Cusum:
-    name = "cusum"
+class Cusum(OnlineDetector):
+    kind = "cusum"
 
-    def __init__(
-        self,
-        metric: str = "sentiment",
-        k: float = 0.75,
-        h: float = 8.0,
-        warmup: int = 24,
-        min_count: int = 20,
-        sd_floor: float = 0.01,
-        alpha: float = 0.01,
-        relearn: bool = True,
-        name: str | None = None,
-    ) -> None:
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}")
-        if warmup < 2 or h <= 0 or k < 0 or not 0 <= alpha < 1:
-            raise ValueError("need warmup >= 2, h > 0, k >= 0, 0 <= alpha < 1")
-        self.metric = metric
-        self.k = k
-        self.h = h
-        self.warmup = warmup
-        self.min_count = min_count
-        self.sd_floor = sd_floor
-        self.alpha = alpha
-        self.relearn = relearn
-        self.name = name if name is not None else ("cusum" if metric == "sentiment" else f"cusum_{metric}")
-        self._last: int | None = None
-        self._learn: list[list[float]] = []  # [x, sampling var] while (re)learning the reference
-        self._mu: float | None = None
-        self._var = 0.0  # reference variance (between windows, beyond sampling noise for sentiment)
-        self._pos = 0.0
-        self._neg = 0.0
+    metric: Annotated[Literal["sentiment", "volume"], Field(description="mean sentiment or event count")] = "sentiment"
+    k: Annotated[float, Field(ge=0, description="allowance, in reference sigmas")] = 0.75
+    h: Annotated[float, Field(gt=0, description="decision threshold")] = 8.0
+    warmup: Annotated[int, Field(ge=2, description="windows that (re)learn the reference")] = 24
+    min_count: Annotated[int, Field(ge=0)] = 20
+    sd_floor: Annotated[float, Field(gt=0)] = 0.01
+    alpha: Annotated[float, Field(ge=0, lt=1, description="EWMA tracking of the reference, 0 = frozen")] = 0.01
+    relearn: Annotated[bool, Field(description="learn the reference again after an alarm")] = True
+    learn: list[list[float]] = learned(default_factory=list)  # [x, sampling var] while (re)learning the reference
+    mu: float | None = learned(None)
+    var: float = learned(0.0)  # reference variance (between windows, beyond sampling noise for sentiment)
+    pos: float = learned(0.0)
+    neg: float = learned(0.0)
 
-    def _value(self, w: ClosedWindow) -> tuple[float, float] | None:
+    @classmethod
+    def default_name(cls, params: Mapping[str, Any]) -> str:
+        return "cusum" if params["metric"] == "sentiment" else f"cusum_{params['metric']}"
+
+    def _guard(self, w: ClosedWindow) -> tuple[float, float] | None:
         """(x, sampling variance of x), or None when the window is skipped."""
         if self.metric == "sentiment":
-            if w.count < max(self.min_count, 1):
-                return None
-            s2 = w.sentiment_event_var
-            return w.sentiment_mean, (s2 / w.count if s2 is not None else 0.0)
-        if w.count < self.min_count and (self._mu is None or self._mu < self.min_count):
+            return sentiment_sample(w) if w.count >= max(self.min_count, 1) else None
+        if w.count < self.min_count and (self.mu is None or self.mu < self.min_count):
             return None
         return float(w.count), 0.0
 
+    def _warm(self) -> bool:
+        return self.mu is not None
+
     def _sigma(self, sampling: float) -> float:
-        var = self._var + sampling
+        var = self.var + sampling
         if self.metric == "volume":
-            var = max(var, self._mu or 0.0)  # Poisson floor
+            var = max(var, self.mu or 0.0)  # Poisson floor
         return math.sqrt(max(var, self.sd_floor**2))
 
-    def update(self, window: ClosedWindow) -> Verdict | None:
-        index = window.index
-        if self._last is not None and index <= self._last:
-            return None  # redelivered or out of order: ignored
-        self._last = index
-        got = self._value(window)
-        if got is None:
-            return None
-        x, sampling = got
-        if self._mu is None:
-            self._learn.append([x, sampling])
-            if len(self._learn) >= self.warmup:
-                n = len(self._learn)
-                self._mu = sum(v for v, _ in self._learn) / n
-                raw = sum((v - self._mu) ** 2 for v, _ in self._learn) / (n - 1)
-                # the spread seen while learning holds the sampling noise of those windows too
-                self._var = max(0.0, raw - sum(s for _, s in self._learn) / n)
-                self._learn = []
-                self._pos = self._neg = 0.0
-            return None
-        sigma = self._sigma(sampling)
-        z = (x - self._mu) / sigma
-        self._pos = max(0.0, self._pos + z - self.k)
-        self._neg = max(0.0, self._neg - z - self.k)
-        score = max(self._pos, self._neg)
-        up = self._pos >= self._neg
+    def _judge(self, window: ClosedWindow, obs: tuple[float, float]) -> Verdict:
+        x, sampling = obs
+        mu = self.mu
+        z = (x - mu) / self._sigma(sampling)
+        # the sums are the judgement: they carry the evidence of the windows before this one
+        self.pos = max(0.0, self.pos + z - self.k)
+        self.neg = max(0.0, self.neg - z - self.k)
+        score = max(self.pos, self.neg)
+        up = self.pos >= self.neg
         anomalous = score >= self.h
-        mu = self._mu
         what = "mean sentiment" if self.metric == "sentiment" else "volume"
-        verdict = Verdict(
+        return Verdict(
             detector=self.name,
             score=score,
             threshold=self.h,
@@ -132,35 +101,24 @@ class Cusum:
                 f"{what} {x:.3g} vs reference {mu:.3g} (CUSUM {score:.1f})"
             ),
         )
-        if anomalous:
-            self._pos = self._neg = 0.0
+
+    def _learn(self, window: ClosedWindow, obs: tuple[float, float], verdict: Verdict | None) -> None:
+        x, sampling = obs
+        if verdict is None:  # (re)learning the reference
+            self.learn.append([x, sampling])
+            if len(self.learn) >= self.warmup:
+                n = len(self.learn)
+                self.mu = sum(v for v, _ in self.learn) / n
+                raw = sum((v - self.mu) ** 2 for v, _ in self.learn) / (n - 1)
+                # the spread seen while learning holds the sampling noise of those windows too
+                self.var = max(0.0, raw - sum(s for _, s in self.learn) / n)
+                self.learn = []
+                self.pos = self.neg = 0.0
+        elif verdict.anomalous:
+            self.pos = self.neg = 0.0
             if self.relearn:
-                self._mu, self._var, self._learn = None, 0.0, []
+                self.mu, self.var, self.learn = None, 0.0, []
         elif self.alpha > 0:
-            d = x - self._mu
-            self._mu += self.alpha * d
-            self._var = max(0.0, (1 - self.alpha) * (self._var + self.alpha * (d * d - sampling)))
-        return verdict
-
-    def params(self) -> dict:
-        return {
-            "metric": self.metric, "k": self.k, "h": self.h, "warmup": self.warmup, "min_count": self.min_count,
-            "sd_floor": self.sd_floor, "alpha": self.alpha, "relearn": self.relearn, "name": self.name,
-        }
-
-    def state(self) -> dict:
-        return {
-            "kind": "cusum", "params": self.params(), "last": self._last, "learn": [list(p) for p in self._learn],
-            "mu": self._mu, "var": self._var, "pos": self._pos, "neg": self._neg,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> "Cusum":
-        det = cls(**state["params"])
-        det._last = state.get("last")
-        det._learn = [[float(x), float(s)] for x, s in state.get("learn", ())]
-        det._mu = None if state.get("mu") is None else float(state["mu"])
-        det._var = float(state.get("var", 0.0))
-        det._pos = float(state.get("pos", 0.0))
-        det._neg = float(state.get("neg", 0.0))
-        return det
+            d = x - self.mu
+            self.mu += self.alpha * d
+            self.var = max(0.0, (1 - self.alpha) * (self.var + self.alpha * (d * d - sampling)))

@@ -23,102 +23,84 @@ Example (JSON, e.g. from a file via :meth:`DetectorConfig.from_file`)::
 from __future__ import annotations
 
 import fnmatch
+import functools
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Annotated, Any, ClassVar, Literal, Mapping, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, model_validator
 
-from workers.detectors.base import WindowDetector
+from workers.detectors.base import InSeconds, OnlineDetector, parameters
 from workers.detectors.cusum import Cusum
 from workers.detectors.sentiment_shift import SentimentShift
 from workers.detectors.volume_spike import VolumeSpike
 
+DETECTORS: tuple[type[OnlineDetector], ...] = (VolumeSpike, SentimentShift, Cusum)  # the kinds a config may name
+KINDS: dict[str, type[OnlineDetector]] = {cls.kind: cls for cls in DETECTORS}
+
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """One detector of a profile; :func:`spec_model` adds ``kind`` and the class's parameters."""
 
-    name: str | None = Field(None, min_length=1, max_length=64, description="defaults to the kind")
+    model_config = ConfigDict(extra="forbid")
+    detector: ClassVar[type[OnlineDetector]]
 
     @property
     def detector_name(self) -> str:
-        return self.name or self.default_name()
+        return self.name or self.detector.default_name(self.model_dump())
 
-    def default_name(self) -> str:
-        return self.kind  # type: ignore[attr-defined]
+    def params(self, window_s: int | None) -> dict[str, Any]:
+        """The detector's arguments on ``window_s`` windows (None: those given in seconds left out)."""
+        seconds = _seconds_params(self.detector)
+        out = {p: getattr(self, p) for p in parameters(self.detector) if p not in seconds}
+        for p, s in seconds.items() if window_s is not None else ():
+            given = getattr(self, s.name)
+            out[p] = given // window_s
+            if given and not out[p]:
+                raise ValueError(f"{s.name} {given} is shorter than one {window_s}s window")
+        out["name"] = self.detector_name
+        return out
 
-    def build(self, window_s: int) -> WindowDetector:
-        raise NotImplementedError
-
-
-class VolumeSpikeSpec(_Spec):
-    kind: Literal["volume_spike"] = "volume_spike"
-    threshold: float = Field(5.0, gt=0, description="robust z-score that fires")
-    min_history: int = Field(6, ge=1, description="closed windows before the first verdict")
-    min_count: int = Field(20, ge=0, description="no alert for windows with fewer events")
-    history: int = Field(24, ge=1, description="closed windows in the rolling median/MAD")
-    season_s: int = Field(86_400, ge=0, description="period of the seasonal baseline in seconds, 0 = off")
-    seasons: int = Field(3, ge=1, description="periods the seasonal baseline looks back")
-    season_width: int = Field(1, ge=0, description="+- windows around the same time of an earlier period")
+    def build(self, window_s: int) -> OnlineDetector:
+        params = self.params(window_s)
+        try:
+            return self.detector(**params)
+        except ValueError as e:
+            converted = "".join(f" ({s.name} {getattr(self, s.name)} = {params[p]} windows)"
+                                for p, s in _seconds_params(self.detector).items())
+            raise ValueError(f"{self.detector_name} on {window_s}s windows{converted}: {e}") from None
 
     @model_validator(mode="after")
-    def _history(self) -> "VolumeSpikeSpec":
-        if self.history < self.min_history:
-            raise ValueError("history must be >= min_history")
+    def _rules_between_parameters(self) -> "_Spec":
+        self.detector(**self.params(None))  # e.g. history >= min_history; those in seconds wait for build
         return self
 
-    def build(self, window_s: int) -> VolumeSpike:
-        season = self.season_s // window_s if self.season_s else 0
-        if self.season_s and season <= 2 * self.season_width:
-            raise ValueError(f"season_s {self.season_s} is too short for {window_s}s windows")
-        return VolumeSpike(
-            threshold=self.threshold, min_history=self.min_history, min_count=self.min_count,
-            history=self.history, season=season, seasons=self.seasons, season_width=self.season_width,
-            name=self.detector_name,
-        )
+
+@functools.cache
+def _seconds_params(cls: type[OnlineDetector]) -> dict[str, InSeconds]:
+    """The parameters marked :class:`InSeconds` (a config gives them in seconds)."""
+    return {p: m for p, (annotation, _) in parameters(cls).items()
+            for m in getattr(annotation, "__metadata__", ()) if isinstance(m, InSeconds)}
 
 
-class SentimentShiftSpec(_Spec):
-    kind: Literal["sentiment_shift"] = "sentiment_shift"
-    alpha: float = Field(0.1, gt=0, le=1, description="EWMA weight of the newest window")
-    threshold: float = Field(4.0, gt=0, description="|z| that fires")
-    min_count: int = Field(20, ge=1, description="windows with fewer events are skipped")
-    min_history: int = Field(8, ge=2, description="windows folded in before the first verdict")
-    min_delta: float = Field(0.05, ge=0, description="smallest |mean - EWMA| that alerts")
-    floor: float = Field(1e-4, gt=0, description="variance floor")
-    clip: float = Field(3.0, ge=0, description="residuals folded in are clipped at this many sd, 0 = off")
-
-    def build(self, window_s: int) -> SentimentShift:
-        return SentimentShift(
-            alpha=self.alpha, threshold=self.threshold, min_count=self.min_count, min_history=self.min_history,
-            min_delta=self.min_delta, floor=self.floor, clip=self.clip, name=self.detector_name,
-        )
+def spec_model(cls: type[OnlineDetector]) -> type[_Spec]:
+    """The config entry of a detector kind: its ``__init__`` parameters with their constraints,
+    ``config_defaults`` over the class defaults, parameters marked :class:`InSeconds` in seconds."""
+    fields: dict[str, Any] = {}
+    for p, (annotation, default) in parameters(cls).items():
+        seconds = _seconds_params(cls).get(p)
+        if seconds is not None:
+            p, annotation, default = seconds.name, Annotated[int, Field(ge=0, description=seconds.description)], 0
+        fields[p] = (annotation, cls.config_defaults.get(p, default))
+    fields = {"name": fields.pop("name"), "kind": (Literal[cls.kind], cls.kind), **fields}
+    spec = create_model(f"{cls.__name__}Spec", __base__=_Spec, __module__=__name__, **fields)
+    spec.detector = cls
+    return spec
 
 
-class CusumSpec(_Spec):
-    kind: Literal["cusum"] = "cusum"
-    metric: Literal["sentiment", "volume"] = "sentiment"
-    k: float = Field(0.75, ge=0, description="allowance, in reference sigmas")
-    h: float = Field(8.0, gt=0, description="decision threshold")
-    warmup: int = Field(24, ge=2, description="windows that (re)learn the reference")
-    min_count: int = Field(20, ge=0)
-    sd_floor: float = Field(0.01, gt=0)
-    alpha: float = Field(0.01, ge=0, lt=1, description="EWMA tracking of the reference, 0 = frozen")
-    relearn: bool = Field(True, description="learn the reference again after an alarm")
-
-    def default_name(self) -> str:
-        return "cusum" if self.metric == "sentiment" else f"cusum_{self.metric}"
-
-    def build(self, window_s: int) -> Cusum:
-        return Cusum(
-            metric=self.metric, k=self.k, h=self.h, warmup=self.warmup, min_count=self.min_count,
-            sd_floor=self.sd_floor, alpha=self.alpha, relearn=self.relearn, name=self.detector_name,
-        )
-
-
-DetectorSpec = Annotated[Union[VolumeSpikeSpec, SentimentShiftSpec, CusumSpec], Field(discriminator="kind")]
+SPECS: dict[str, type[_Spec]] = {kind: spec_model(cls) for kind, cls in KINDS.items()}
+VolumeSpikeSpec, SentimentShiftSpec, CusumSpec = SPECS["volume_spike"], SPECS["sentiment_shift"], SPECS["cusum"]
+DetectorSpec = Annotated[Union[tuple(SPECS.values())], Field(discriminator="kind")]
 _SPEC = TypeAdapter(DetectorSpec)
-
-KINDS: dict[str, type] = {"volume_spike": VolumeSpike, "sentiment_shift": SentimentShift, "cusum": Cusum}
 
 
 def _default_detectors() -> list:
@@ -219,33 +201,32 @@ class DetectorConfig(BaseModel):
         return cls.model_validate_json(Path(path).read_text())
 
 
-def build_detectors(config: DetectorConfig, topic: str) -> list[WindowDetector]:
+def build_detectors(config: DetectorConfig, topic: str) -> list[OnlineDetector]:
     """Fresh (cold) detectors for one (topic, language) series of ``config.resolve(topic).window_s``
     windows. Keep one list per (topic, language): the detectors hold that series' state."""
     profile = config.resolve(topic)
     return [spec.build(profile.window_s) for spec in profile.detectors]
 
 
-def detector_from_state(state: Mapping[str, Any]) -> WindowDetector:
+def detector_from_state(state: Mapping[str, Any]) -> OnlineDetector:
     return KINDS[state["kind"]].from_state(dict(state))
 
 
 def restore_detectors(
     config: DetectorConfig, topic: str, states: Mapping[str, Mapping[str, Any]] | None
-) -> list[WindowDetector]:
+) -> list[OnlineDetector]:
     """Like :func:`build_detectors`, continuing from saved states (``{name: detector.state()}``)
     where a detector of that name and kind was saved with the same parameters. A detector whose
     configuration changed starts cold again (its learned state may not fit the new parameters)."""
     out = []
     for det in build_detectors(config, topic):
         saved = (states or {}).get(det.name)
-        fresh = det.state()
-        if saved and saved.get("kind") == fresh["kind"] and saved.get("params") == fresh["params"]:
+        if saved and saved.get("kind") == det.kind and saved.get("params") == det.params():
             det = detector_from_state(saved)
         out.append(det)
     return out
 
 
-def snapshot(detectors: list[WindowDetector]) -> dict[str, dict]:
+def snapshot(detectors: list[OnlineDetector]) -> dict[str, dict]:
     """``{name: state}`` for :func:`restore_detectors` (JSON-serialisable)."""
     return {d.name: d.state() for d in detectors}

@@ -28,109 +28,63 @@ Guards and state:
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
-from workers.detectors.base import ClosedWindow, Verdict
+from pydantic import Field
+
+from workers.detectors.base import ClosedWindow, OnlineDetector, Verdict, learned, sentiment_sample
 
 
-class SentimentShift:
-    name = "sentiment_shift"
+class SentimentShift(OnlineDetector):
+    kind = "sentiment_shift"
 
-    def __init__(
-        self,
-        alpha: float = 0.1,
-        threshold: float = 4.0,
-        min_count: int = 20,
-        min_history: int = 8,
-        min_delta: float = 0.05,
-        floor: float = 1e-4,
-        clip: float = 3.0,
-        name: str | None = None,
-    ) -> None:
-        if not 0 < alpha <= 1:
-            raise ValueError("alpha must be in (0, 1]")
-        if min_history < 2:
-            raise ValueError("min_history must be >= 2")
-        self.alpha = alpha
-        self.threshold = threshold
-        self.min_count = min_count
-        self.min_history = min_history
-        self.min_delta = min_delta
-        self.floor = floor
-        self.clip = clip
-        if name is not None:
-            self.name = name
-        self._n = 0  # windows folded in
-        self._mean = 0.0
-        self._var = 0.0  # between-window variance beyond sampling noise
-        self._last: int | None = None
+    alpha: Annotated[float, Field(gt=0, le=1, description="EWMA weight of the newest window")] = 0.1
+    threshold: Annotated[float, Field(gt=0, description="|z| that fires")] = 4.0
+    min_count: Annotated[int, Field(ge=1, description="windows with fewer events are skipped")] = 20
+    min_history: Annotated[int, Field(ge=2, description="windows folded in before the first verdict")] = 8
+    min_delta: Annotated[float, Field(ge=0, description="smallest |mean - EWMA| that alerts")] = 0.05
+    floor: Annotated[float, Field(gt=0, description="variance floor")] = 1e-4
+    clip: Annotated[float, Field(ge=0, description="residuals folded in are clipped at this many sd, 0 = off")] = 3.0
+    n: int = learned(0)  # windows folded in
+    mean: float = learned(0.0)
+    var: float = learned(0.0)  # between-window variance beyond sampling noise
 
-    @property
-    def mean(self) -> float:
-        return self._mean
+    def _guard(self, window: ClosedWindow) -> tuple[float, float] | None:
+        return sentiment_sample(window) if window.count >= self.min_count else None
 
-    @property
-    def var(self) -> float:
-        return self._var
+    def _warm(self) -> bool:
+        return self.n >= self.min_history
 
-    def update(self, window: ClosedWindow) -> Verdict | None:
-        index = window.index
-        if self._last is not None and index <= self._last:
-            return None  # redelivered or out of order: ignored
-        self._last = index
-        if window.count < self.min_count or window.count <= 0:
-            return None
-        x = window.sentiment_mean
-        s2 = window.sentiment_event_var
-        sampling = (s2 / window.count) if s2 is not None else 0.0
-        sd = math.sqrt(self._var + sampling + self.floor)
-        resid = x - self._mean
-        verdict = None
-        if self._n >= self.min_history:
-            z = resid / sd
-            verdict = Verdict(
-                detector=self.name,
-                score=abs(z),
-                threshold=self.threshold,
-                value=x,
-                baseline=self._mean,
-                anomalous=abs(z) >= self.threshold and abs(resid) >= self.min_delta,
-                message=(
-                    f"mean sentiment {'rose' if resid > 0 else 'fell'} to {x:+.3f} over {window.count} events"
-                    f" vs EWMA {self._mean:+.3f} (z {z:+.1f})"
-                ),
-            )
-        # fold in (clipped once the band is known)
-        if self._n >= self.min_history and self.clip > 0:
-            lim = self.clip * sd
+    def _sd(self, sampling: float) -> float:
+        return math.sqrt(self.var + sampling + self.floor)
+
+    def _judge(self, window: ClosedWindow, x: tuple[float, float]) -> Verdict:
+        mean, sampling = x
+        resid = mean - self.mean
+        z = resid / self._sd(sampling)
+        return Verdict(
+            detector=self.name,
+            score=abs(z),
+            threshold=self.threshold,
+            value=mean,
+            baseline=self.mean,
+            anomalous=abs(z) >= self.threshold and abs(resid) >= self.min_delta,
+            message=(
+                f"mean sentiment {'rose' if resid > 0 else 'fell'} to {mean:+.3f} over {window.count} events"
+                f" vs EWMA {self.mean:+.3f} (z {z:+.1f})"
+            ),
+        )
+
+    def _learn(self, window: ClosedWindow, x: tuple[float, float], verdict: Verdict | None) -> None:
+        mean, sampling = x
+        resid = mean - self.mean
+        if self._warm() and self.clip > 0:  # clipped once the band is known
+            lim = self.clip * self._sd(sampling)
             resid = max(-lim, min(lim, resid))
-        self._n += 1
-        a = max(self.alpha, 1.0 / self._n)
-        if self._n == 1:
-            self._mean, self._var = x, 0.0
+        self.n += 1
+        a = max(self.alpha, 1.0 / self.n)
+        if self.n == 1:
+            self.mean, self.var = mean, 0.0
         else:
-            self._mean += a * resid
-            excess = resid * resid - sampling
-            self._var = max(0.0, (1 - a) * (self._var + a * excess))
-        return verdict
-
-    def params(self) -> dict:
-        return {
-            "alpha": self.alpha, "threshold": self.threshold, "min_count": self.min_count,
-            "min_history": self.min_history, "min_delta": self.min_delta, "floor": self.floor,
-            "clip": self.clip, "name": self.name,
-        }
-
-    def state(self) -> dict:
-        return {
-            "kind": "sentiment_shift", "params": self.params(), "last": self._last,
-            "n": self._n, "mean": self._mean, "var": self._var,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> "SentimentShift":
-        det = cls(**state["params"])
-        det._last = state.get("last")
-        det._n = int(state.get("n", 0))
-        det._mean = float(state.get("mean", 0.0))
-        det._var = float(state.get("var", 0.0))
-        return det
+            self.mean += a * resid
+            self.var = max(0.0, (1 - a) * (self.var + a * (resid * resid - sampling)))

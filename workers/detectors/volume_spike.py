@@ -24,9 +24,11 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from typing import Sequence
+from typing import Annotated, Sequence
 
-from workers.detectors.base import ClosedWindow, Verdict
+from pydantic import Field
+
+from workers.detectors.base import ClosedWindow, InSeconds, OnlineDetector, Verdict, learned
 from workers.windows import WindowState
 
 
@@ -38,37 +40,33 @@ def robust_z(value: float, counts: Sequence[float]) -> tuple[float, float, float
     return median, scale, (value - median) / scale
 
 
-class VolumeSpike:
-    name = "volume_spike"
+class VolumeSpike(OnlineDetector):
+    kind = "volume_spike"
+    # a config's closed windows are final and all of one size: there the detector can be stricter
+    # than the open-window alarm and compare with the same time of day
+    config_defaults = {"threshold": 5.0, "min_history": 6, "season_s": 86_400}
 
-    def __init__(
-        self,
-        threshold: float = 4.0,
-        min_history: int = 3,
-        min_count: int = 20,
-        history: int = 24,
-        season: int = 0,
-        seasons: int = 3,
-        season_width: int = 1,
-        name: str | None = None,
-    ) -> None:
-        if min_history < 1 or history < min_history:
-            raise ValueError("need 1 <= min_history <= history")
-        if season < 0 or seasons < 1 or season_width < 0 or (season and 2 * season_width >= season):
-            raise ValueError("bad season parameters")
-        self.threshold = threshold
-        self.min_history = min_history
-        self.min_count = min_count
-        self.history = history  # closed windows in the rolling baseline (update only)
-        self.season = season
-        self.seasons = seasons
-        self.season_width = season_width
-        if name is not None:
-            self.name = name
-        # learned state (update only): the last counts, contiguous, newest last
-        self._keep = max(history, season * seasons + season_width + 1 if season else 0)
-        self._counts: deque[int] = deque(maxlen=self._keep)
-        self._last: int | None = None  # grid index of the newest window seen
+    threshold: Annotated[float, Field(gt=0, description="robust z-score that fires")] = 4.0
+    min_history: Annotated[int, Field(ge=1, description="closed windows before the first verdict")] = 3
+    min_count: Annotated[int, Field(ge=0, description="no alert for windows with fewer events")] = 20
+    history: Annotated[int, Field(ge=1, description="closed windows in the rolling median/MAD")] = 24
+    season: Annotated[int, Field(ge=0, description="windows per period of the seasonal baseline, 0 = off"),
+                      InSeconds("season_s", "period of the seasonal baseline in seconds, 0 = off")] = 0
+    seasons: Annotated[int, Field(ge=1, description="periods the seasonal baseline looks back")] = 3
+    season_width: Annotated[int, Field(ge=0, description="+- windows around the same time of an earlier period")] = 1
+    counts: deque[int] = learned(default_factory=deque)  # the last counts, contiguous, newest last
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # enough for the recent baseline and for every seasonal look-back
+        self._keep = max(self.history, self.season * self.seasons + self.season_width + 1 if self.season else 0)
+        self.counts = deque(maxlen=self._keep)
+
+    def _validate(self) -> None:
+        if self.history < self.min_history:
+            raise ValueError("need min_history <= history")
+        if self.season and 2 * self.season_width >= self.season:
+            raise ValueError("need season > 2 * season_width")
 
     # --- open window ----------------------------------------------------------------------------
     def check(self, window: WindowState) -> Verdict | None:
@@ -80,83 +78,57 @@ class VolumeSpike:
         if len(counts) < self.min_history:
             return None
         median, _, score = robust_z(window.count, counts)
-        anomalous = score >= self.threshold and window.count >= self.min_count
-        return Verdict(
-            detector=self.name,
-            score=score,
-            threshold=self.threshold,
-            value=float(window.count),
-            baseline=float(median),
-            anomalous=anomalous,
-            message=f"{window.count} events in {window.size_s}s window vs median {median:g} (robust z {score:.1f})",
-        )
+        note = f"median {median:g}"
+        return self._verdict(window, median, score, note)
 
     # --- closed windows -------------------------------------------------------------------------
-    def _seasonal(self, index: int, value: int) -> tuple[float, float] | None:
+    def _missed(self, n: int) -> None:
+        self.counts.extend([0] * min(n, self._keep))  # windows never written had no events
+
+    def _warm(self) -> bool:
+        return len(self.counts) >= self.min_history
+
+    def _judge(self, window: ClosedWindow, _x: ClosedWindow) -> Verdict:
+        recent = list(self.counts)[-self.history :]
+        median, _, score = robust_z(window.count, recent)
+        note = f"median of last {len(recent)} {median:g}"
+        seasonal = self._seasonal(window.count) if self.season else None
+        if seasonal is not None:
+            s_median, s_score = seasonal
+            note += f", same time earlier {s_median:g} (z {s_score:.1f})"
+            if s_score < score:
+                median, score = s_median, s_score
+        return self._verdict(window, median, score, note)
+
+    def _learn(self, window: ClosedWindow, _x: ClosedWindow, verdict: Verdict | None) -> None:
+        self.counts.append(int(window.count))
+
+    def _seasonal(self, value: int) -> tuple[float, float] | None:
         """(median, score) of ``value`` against the same time of the previous periods: for each
-        offset o in [-season_width, season_width] the counts at index - j*season + o (j = 1..seasons)
-        form a baseline; the offset that explains ``value`` best (lowest score) wins, so a recurring
-        peak that comes a window early or late is still "the usual peak"."""
-        n = len(self._counts)
+        offset o in [-season_width, season_width] the counts j*season - o windows back
+        (j = 1..seasons) form a baseline; the offset that explains ``value`` best (lowest score)
+        wins, so a recurring peak that comes a window early or late is still "the usual peak"."""
+        n = len(self.counts)
         best = None
         for o in range(-self.season_width, self.season_width + 1):
             vals = []
             for j in range(1, self.seasons + 1):
-                back = self._last - (index - j * self.season + o)  # 0 = newest stored
+                back = j * self.season - o - 1  # 0 = newest stored, the window just before this one
                 if 0 <= back < n:
-                    vals.append(self._counts[n - 1 - back])
+                    vals.append(self.counts[n - 1 - back])
             if vals:
                 median, _, score = robust_z(value, vals)
                 if best is None or score < best[1]:
                     best = (median, score)
         return best
 
-    def update(self, window: ClosedWindow) -> Verdict | None:
-        index = window.index
-        if self._last is not None:
-            if index <= self._last:
-                return None  # redelivered or out of order: ignored
-            # windows never written between two closed ones had no events: zeros
-            for _ in range(min(index - self._last - 1, self._keep)):
-                self._counts.append(0)
-            self._last = index - 1  # the newest stored count is now the previous window's
-        verdict = None
-        recent = list(self._counts)[-self.history :]
-        if len(recent) >= self.min_history:
-            median, _, score = robust_z(window.count, recent)
-            note = f"median of last {len(recent)} {median:g}"
-            seasonal = self._seasonal(index, window.count) if self.season else None
-            if seasonal is not None:
-                s_median, s_score = seasonal
-                note += f", same time earlier {s_median:g} (z {s_score:.1f})"
-                if s_score < score:
-                    median, score = s_median, s_score
-            verdict = Verdict(
-                detector=self.name,
-                score=score,
-                threshold=self.threshold,
-                value=float(window.count),
-                baseline=float(median),
-                anomalous=score >= self.threshold and window.count >= self.min_count,
-                message=f"{window.count} events in {window.size_s}s window vs {note} (robust z {score:.1f})",
-            )
-        self._counts.append(int(window.count))
-        self._last = index
-        return verdict
-
-    def params(self) -> dict:
-        return {
-            "threshold": self.threshold, "min_history": self.min_history, "min_count": self.min_count,
-            "history": self.history, "season": self.season, "seasons": self.seasons,
-            "season_width": self.season_width, "name": self.name,
-        }
-
-    def state(self) -> dict:
-        return {"kind": "volume_spike", "params": self.params(), "last": self._last, "counts": list(self._counts)}
-
-    @classmethod
-    def from_state(cls, state: dict) -> "VolumeSpike":
-        det = cls(**state["params"])
-        det._last = state.get("last")
-        det._counts.extend(int(c) for c in state.get("counts", ()))
-        return det
+    def _verdict(self, window: ClosedWindow | WindowState, median: float, score: float, note: str) -> Verdict:
+        return Verdict(
+            detector=self.name,
+            score=score,
+            threshold=self.threshold,
+            value=float(window.count),
+            baseline=float(median),
+            anomalous=score >= self.threshold and window.count >= self.min_count,
+            message=f"{window.count} events in {window.size_s}s window vs {note} (robust z {score:.1f})",
+        )

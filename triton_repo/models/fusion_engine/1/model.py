@@ -3,15 +3,13 @@
 Runs the dense ONNX graph that build_engine.py turns into ``model.plan`` on a GPU, so the GPU
 variant's ensemble can be served and checked on a CPU-only machine. Requests were merged by the
 batcher only when their shapes agree (same length bucket), so each execute() is one onnxruntime
-call per distinct shape. The graph is ``dense/model_dense.onnx`` next to this file (linked by
-``python -m fusion_model.tensorrt.export_dense``) or BABELWATCH_FUSION_DENSE.
+call per distinct shape. The graph is config's ``dense_model`` parameter in this model's version
+directory (``dense/model_dense.onnx``, linked by ``python -m fusion_model.tensorrt.export_dense``);
+BABELWATCH_FUSION_DENSE overrides it.
 """
-import os
-
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 INPUTS = ("input_ids", "attention_mask", "pixel_values", "has_image")
 
 
@@ -19,7 +17,9 @@ class TritonPythonModel:
     def initialize(self, args):
         import onnxruntime as ort
 
-        path = os.environ.get("BABELWATCH_FUSION_DENSE") or os.path.join(HERE, "dense", "model_dense.onnx")
+        from fusion_model.serving import model_path
+
+        path = model_path(args, "dense_model", "dense/model_dense.onnx", "BABELWATCH_FUSION_DENSE")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1

@@ -21,7 +21,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-COMMANDS = ("subscriptions", "silences")
 EXIT_API = 1
 EXIT_USAGE = 2
 
@@ -310,6 +309,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     read_auth = " (needs BABELWATCH_API_TOKEN)"
 
     p = sub.add_parser("subscriptions", help="list, show, add and delete alert subscriptions (routes) via the API")
+    p.set_defaults(run=run)
     s = p.add_subparsers(dest="action", required=True, metavar="{list,get,add,delete}")
     s.add_parser("list", parents=[common], help="all subscriptions (receiver URLs redacted)" + read_auth)
     a = s.add_parser("get", parents=[common], help="one subscription (receiver URLs redacted)" + read_auth)
@@ -324,6 +324,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("id")
 
     p = sub.add_parser("silences", help="list, add and expire silences via the API")
+    p.set_defaults(run=run)
     s = p.add_subparsers(dest="action", required=True, metavar="{list,add,expire}")
     a = s.add_parser("list", parents=[common], help="silences with their state" + read_auth)
     a.add_argument("--state", choices=["all", "pending", "active", "expired"], default="all")
@@ -342,10 +343,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("ids", nargs="+", metavar="ID")
 
 
-def dispatch(args: argparse.Namespace, settings) -> int | None:
-    """Run the command if it is one of ours and return its exit code; ``None`` for other commands."""
-    if getattr(args, "cmd", None) not in COMMANDS:
-        return None
+def run(args: argparse.Namespace, settings) -> int:
+    """Run ``subscriptions`` or ``silences``; a failure is one line on stderr and its exit code."""
     token = settings.api_token.get_secret_value() if settings.api_token is not None else None
     api = ApiClient(args.api or default_api_url(settings), token)
     try:

@@ -1,4 +1,4 @@
-"""Scoring through Triton: one gRPC call per micro-batch, raw text and image bytes in.
+"""``TritonScorer``: scoring through Triton, one gRPC call per micro-batch, raw text and image bytes in.
 
 Tokenization and featurization live in the served model, so this client only packs bytes. A batch
 larger than the model's ``max_batch_size`` is split into chunks sent concurrently (Triton's dynamic
@@ -10,68 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Sequence
 
+import mode
 import numpy as np
 
 from contracts.schema import LABELS
+from workers.scoring import ScoreInput, ScoreOutput, ScoringFailed, decode_outputs
 
-log = logging.getLogger("babelwatch.inference")
+log = logging.getLogger("babelwatch.inference")  # the name its log lines always had
 
-TEXT_USED, IMAGE_USED = 1, 2
 # gRPC codes that describe the server, not the request: wait for it (an outage pauses the stream)
 _WAIT_CODES = {"StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.ABORTED", ""}
 
 
-@dataclass(frozen=True)
-class ScoreInput:
-    text: str
-    image: bytes | None
-    lang: str
+class TritonScorer(mode.Service):
+    """The worker's Triton client, a ``mode.Service``: one gRPC channel for the process's life."""
 
-
-@dataclass(frozen=True)
-class ScoreOutput:
-    probabilities: dict[str, float]
-    label: str
-    modalities: list[str]
-    error: str | None = None  # a per-event problem the model reported (e.g. an undecodable image)
-
-
-class ScoringFailed(Exception):
-    """The model failed a request for a reason of the request's own (not the server's state)."""
-
-
-class Scorer(Protocol):
-    model_id: str
-
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def score(self, batch: Sequence[ScoreInput]) -> list[ScoreOutput]: ...
-    async def ready(self) -> bool: ...
-
-
-def decode_outputs(probs: np.ndarray, modalities: np.ndarray, errors: np.ndarray | None = None) -> list[ScoreOutput]:
-    out = []
-    errs = errors.reshape(-1) if errors is not None else [b""] * len(probs)
-    for row, mod, err in zip(probs, modalities.reshape(-1), errs):
-        used = [name for bit, name in ((TEXT_USED, "text"), (IMAGE_USED, "image")) if int(mod) & bit]
-        message = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err or "")
-        out.append(
-            ScoreOutput(
-                probabilities={label: float(p) for label, p in zip(LABELS, row)},
-                label=LABELS[int(np.argmax(row))],
-                modalities=used,
-                error=message or None,
-            )
-        )
-    return out
-
-
-class TritonScorer:
     def __init__(self, url: str, model: str, timeout_s: float = 30.0, max_retries: int | None = None,
-                 deadline_retries: int = 2) -> None:
+                 deadline_retries: int = 2, **service_kwargs) -> None:
+        super().__init__(**service_kwargs)
         self.url = url
         self.model = model
         self.timeout_s = timeout_s
@@ -82,7 +40,7 @@ class TritonScorer:
         self._client = None
         self._outputs = ["PROBS", "MODALITIES"]
 
-    async def start(self) -> None:
+    async def on_start(self) -> None:
         import tritonclient.grpc.aio as grpcclient
 
         self._client = grpcclient.InferenceServerClient(self.url)
@@ -96,7 +54,7 @@ class TritonScorer:
         self.model_id = f"{self.model}:{max(meta.get('versions') or ['1'], key=int)}"
         log.info("triton model ready", extra={"model": self.model_id, "max_batch_size": self.max_batch_size})
 
-    async def stop(self) -> None:
+    async def on_stop(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = None
