@@ -10,5 +10,6 @@ def run_worker(loglevel: str = "info") -> None:
     from stream.app import app, settings
     from stream.topics import topic_partitions
 
+    settings.run_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its data directory there
     ensure_topics(settings, topic_partitions())
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()

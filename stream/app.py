@@ -66,4 +66,6 @@ app = BabelwatchApp(
     broker_commit_interval=settings.commit_interval_s,
     web_enabled=False,
     autodiscover=False,
+    # Faust's default is "<app id>-data" in the current directory: keep it in the run directory
+    datadir=str(settings.run_dir / "{conf.name}-data"),  # babelwatch worker creates run_dir
 )
