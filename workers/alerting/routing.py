@@ -37,8 +37,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Sequence
 
+import mode
+
 from workers.alerting.model import AlertInstance, NotificationGroup, Route, Silence, fingerprint
-from workers.alerting.tasks import cancel
 
 log = logging.getLogger("babelwatch.alerting.routing")
 
@@ -76,7 +77,9 @@ def group_key(route: Route, group_labels: dict[str, str]) -> str:
 OnGroups = Callable[[list[NotificationGroup]], Awaitable[None] | None]
 
 
-class Router:
+class Router(mode.Service):
+    """Routes alerts to notification groups and flushes them on their timers (a ``mode.Service``)."""
+
     def __init__(
         self,
         routes: Sequence[Route] = (),
@@ -88,7 +91,9 @@ class Router:
         refresh_s: float = 5.0,
         tick_s: float = 0.5,
         resolve_unconfirmed: bool = False,
+        **service_kwargs,
     ) -> None:
+        super().__init__(**service_kwargs)
         self.clock = clock
         self.resolve_unconfirmed = resolve_unconfirmed
         self.on_groups = on_groups
@@ -99,7 +104,6 @@ class Router:
         self.silences: list[Silence] = list(silences)
         self.groups: dict[str, _Group] = {}
         self._config_version: int | None = None
-        self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self.set_routes(routes)
 
@@ -210,16 +214,12 @@ class Router:
 
     # ---------------------------------------------------------------------------------- lifetime
 
-    async def start(self) -> None:
-        if self._task is None:
-            await self.refresh()
-            self._task = asyncio.create_task(self._run(), name="alert-router")
+    async def on_start(self) -> None:
+        await self.refresh()
 
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-
+    @mode.Service.task
     async def _run(self) -> None:
+        # not a plain timer: a new alert wakes the loop early (``_wake``) to honour group_wait
         next_refresh = self.clock() + self.refresh_s
         while True:
             try:
