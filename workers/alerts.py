@@ -1,22 +1,10 @@
 """Detector verdicts -> alert lifecycle -> notifications, and the history list the API reads.
 
-Both detection stages report every verdict here, anomalous or not (a calm verdict is what resolves
-a firing alert):
-
-* the pipeline's early alarm judges the OPEN window that is still filling (``stage=open``);
-* the detection stage judges CLOSED windows with the per-topic detectors (``stage=closed``).
-
-``stage`` is a label, so the two never share an alert even when both run a detector called
-``volume_spike`` on the same series. Each verdict becomes observations
-(``workers.alerting.observations``) that the lifecycle (``workers.alerting.lifecycle``, state in
-Redis, compare-and-set across workers) folds into pending/firing/resolved; what it returns are the
-notifications -- an alert that started firing, was re-sent after ``repeat_interval`` or resolved.
-The lifecycle's commit queues each one (as a CloudEvent) in a Redis outbox, which the worker drains
-to the alerts topic, and prepends it to a capped Redis list (``RedisKeys.alerts_history``, newest
-first) for ``GET /v1/alerts`` -- both in the same script as the transition
-(``workers.alerting.state_store``), so a worker killed after the commit loses no history entry.
-``AlertHistory`` reads that list.
-"""
+Both stages report every verdict, anomalous or not (a calm verdict resolves a firing alert): the
+pipeline's early alarm on the OPEN window (``stage=open``) and the detection stage on CLOSED windows
+(``stage=closed``); ``stage`` is a label, so the two never share an alert. The lifecycle's commit
+queues each notification in the alert outbox and the history list in one script;
+``AlertHistory`` reads that list. Guarantees: docs/design.md."""
 from __future__ import annotations
 
 import logging

@@ -1,18 +1,10 @@
 """Closed windows -> stateful detectors -> alerts.
 
-Each (topic, language, window size) series has its own detectors (workers/detectors/registry.py),
-whose state lives in one Redis hash per series, so a restarted or rebalanced worker continues
-where the last one stopped. Closed windows reach this stage keyed by topic, so one consumer owns a
-topic's series at a time. Every verdict (calm ones resolve alerts) goes to the alert lifecycle
-(``workers.alerts``, labels ``stage=closed``). Costs per batch: one round trip to load states, one
-for the lifecycle, one to save the states.
-
-Order matters for crashes: the lifecycle commits first (with its notification, atomically, into the
-alerts outbox), then the detector states are saved. A worker killed in between leaves the states
-as they were, so the redelivered windows are judged again from the same state and reach the same
-verdicts; the lifecycle already holds that transition, so nothing is notified twice. (The other
-order would lose the notification: the saved states mark the windows as seen.)
-"""
+Each (topic, language, window shape) series has its own detectors (workers/detectors/registry.py)
+with their state in one Redis key per series, so a restarted or rebalanced worker continues where
+the last one stopped. Per batch: one round trip to load states, one for the lifecycle, one to save
+the states, in that order: the lifecycle commits before the states are saved (why: docs/design.md,
+"Alert lifecycle")."""
 from __future__ import annotations
 
 import logging

@@ -14,15 +14,10 @@ Redis layout (names from ``contracts.keys.RedisKeys``):
   capped at ``history_len`` (``GET /v1/alerts`` reads it through ``workers.alerts.AlertHistory``).
 
 A commit is ONE ``EVALSHA`` for the whole batch: per item it checks the stored version against the
-one the caller computed from, writes the new state when they agree, and otherwise returns the
-current record so the caller can recompute (optimistic concurrency: several workers agree and each
-transition -- hence each notification -- happens exactly once). A version-only item (no new state)
-is how "nothing changed here" is asserted. A write that notifies (fired, re-sent, resolved)
-appends its CloudEvent to the outbox and its record to the history in the same script: the
-transition, its notification and its history entry are stored together or not at all, so a worker
-dying after the commit loses neither a notification nor a history entry.
-The scripts get their keys as ``KEYS`` (the commit also each item's record); only the staleness
-sweep builds record keys itself, from fingerprints it reads in the live set.
+one the caller computed from and writes the new state when they agree, else returns the current
+record so the caller can recompute (optimistic concurrency: each transition happens once). A write
+that notifies appends to the outbox and the history in the same script (docs/design.md). The
+scripts get their keys as ``KEYS``; only the staleness sweep builds record keys from the live set.
 """
 from __future__ import annotations
 
