@@ -49,3 +49,15 @@ def test_nothing_below_the_shell_imports_it():
             if any(m.split(".")[0] == "babelwatch" for m in _project_imports(f)):
                 offenders.append(str(f.relative_to(REPO)))
     assert offenders == []
+
+
+def test_no_module_imports_itself_through_others():
+    """No import cycle, imports inside functions included (grimp, import-linter's graph), so no
+    lazy import can be there to dodge one."""
+    import grimp
+
+    graph = grimp.build_graph("babelwatch", "stream", "workers", "fusion_model", "contracts")
+    cycles = sorted({tuple(sorted((m, imp))) for m in graph.modules
+                     for imp in graph.find_modules_directly_imported_by(m)
+                     if graph.chain_exists(importer=imp, imported=m)})
+    assert cycles == []
