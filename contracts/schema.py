@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, ValidationInfo, field_validator, model_validator
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 Label = Literal["negative", "neutral", "positive"]
@@ -48,6 +48,7 @@ class Event(BaseModel):
     image_url: StrictStr | None = Field(None, max_length=2048, description="kept, fetched only if enabled")
     ts: float = Field(description="event time, epoch seconds (ISO-8601 accepted)")
     meta: dict[str, Any] = Field(default_factory=dict)
+    _decoded_image: bytes | None = PrivateAttr(default=None)
 
     @field_validator("source")
     @classmethod
@@ -130,7 +131,10 @@ class Event(BaseModel):
             " (image_url is not fetched: fetching is disabled)" if self.image_url else ""))
 
     def image_bytes(self) -> bytes | None:
-        return base64.b64decode(self.image_b64) if self.image_b64 is not None else None
+        # decoded once: the validator's header check and the pipeline both need the bytes
+        if self.image_b64 is not None and self._decoded_image is None:
+            self._decoded_image = base64.b64decode(self.image_b64)
+        return self._decoded_image
 
 
 class Scored(BaseModel):
