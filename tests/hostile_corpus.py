@@ -15,7 +15,7 @@ Every case is one Kafka record value (``None``: a tombstone) and the outcome the
 Images are made with Pillow, or by hand where Pillow would need the pixels in memory: a PNG of
 1 x 10,000,000 pixels is a zlib stream of zero rows (~20 KB), its header tells the truth.
 
-Used by ``tests/integration/test_adversarial.py``; ``python -m tests.hostile_corpus`` lists the
+Used by ``tests/drills/test_adversarial.py``; ``python -m tests.hostile_corpus`` lists the
 cases with their sizes and expected outcomes.
 """
 from __future__ import annotations

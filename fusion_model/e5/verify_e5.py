@@ -9,7 +9,7 @@ and against ``E5.token_count`` (always). Then throughput of both on the same thr
     python fusion_model/e5/verify_e5.py [--model-dir DIR] [--threads 2] [--json report.json]
 
 The helpers (``load_hf``, ``embed``, ``engine``, ``c_token_ids``, ``corpus``) are shared with
-``tests/integration/test_encoder_conversion.py``.
+``tests/fusion_model/test_encoder_conversion.py``.
 """
 from __future__ import annotations
 

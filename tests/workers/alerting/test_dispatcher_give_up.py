@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from test_dispatcher import LABELS, RecordingSink, sse_receivers, wait_until
+from bw_alerting import LABELS, RecordingSink, sse_receivers, wait_until
 
 from workers.alerting.dispatcher import Dispatcher, lane_key
 from workers.alerting.model import AlertInstance, NotificationGroup

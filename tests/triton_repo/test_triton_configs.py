@@ -1,5 +1,6 @@
 """The fusion model's configurations agree: CPU and GPU variants show clients the same model, and
 the GPU ensemble's steps fit each other and the dense graph."""
+import bw_paths
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from fusion_model.preprocess import INPUT_NAMES, OUTPUT_NAMES
 
-MODELS = Path(__file__).resolve().parents[2] / "triton_repo" / "models"
+MODELS = bw_paths.REPO / "triton_repo" / "models"
 
 
 def load(path: Path) -> mc.ModelConfig:

@@ -1,6 +1,7 @@
 """Checks on the demo's sample event stream (fusion_model/corpora/sample_events.jsonl)."""
 from __future__ import annotations
 
+import bw_paths
 import base64
 import binascii
 import json
@@ -8,7 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = bw_paths.REPO
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 

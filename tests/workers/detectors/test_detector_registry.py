@@ -1,6 +1,7 @@
 """Per-topic detector configuration (workers/detectors/registry.py)."""
 from __future__ import annotations
 
+import bw_paths
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -175,7 +176,7 @@ def test_spec_defaults_match_detector_classes_for_shift_and_cusum():
 def test_states_saved_before_the_base_class_still_restore():
     """A Redis blob written by the detectors before the base class (tests/fixtures), then the
     windows after it: the restored detectors answer and save exactly what the old ones did."""
-    fx = json.loads((Path(__file__).parents[1] / "fixtures" / "detector_states_v1.json").read_text())
+    fx = json.loads((bw_paths.FIXTURES / "detector_states_v1.json").read_text())
     cfg = DetectorConfig.model_validate(fx["config"])
     saved = orjson.loads(fx["blob"])
     dets = restore_detectors(cfg, "TSLA", saved)

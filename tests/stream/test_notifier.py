@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bw_http import LocalReceiver
-from test_dispatcher import wait_until
+from bw_alerting import wait_until
 
 from contracts.settings import Settings
 from workers.alerting import cloudevents

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bw_http import LocalReceiver
-from test_dispatcher import wait_until
+from bw_alerting import wait_until
 from test_notifier import alert, clear_keys, crash, lane_stat, read_topic, route
 
 from contracts.settings import Settings

@@ -1,6 +1,6 @@
 """Image URL fetching without a network: validation, settings, content types, the guard, the deadline.
 
-The fetches against a real HTTP server and a real Triton are in tests/integration/test_image_fetch.py.
+The fetches against a real HTTP server and a real Triton are in tests/workers/test_image_fetch.py.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """EventValidator (workers/validate.py) and the Event contract (contracts/schema.py)."""
 from __future__ import annotations
 
+import bw_paths
 import base64
 import os
 import time
@@ -21,7 +22,7 @@ PNG_1PX = base64.b64decode(
 def png_of(n: int) -> bytes:
     return PNG_1PX + b"\x01" * (n - len(PNG_1PX))
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = bw_paths.REPO
 from fusion_model.corpora import SAMPLE_EVENTS as STREAM
 TS = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 PNG_1PX = base64.b64decode(

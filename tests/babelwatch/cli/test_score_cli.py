@@ -2,6 +2,7 @@
 error lines, never a crash."""
 from __future__ import annotations
 
+import bw_paths
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = bw_paths.REPO
 LINES = [
     {"id": "a", "source": "news", "topic": "TSLA", "text": "Tesla shares collapse after a disastrous recall", "ts": 1},
     {"id": "b", "source": "social", "topic": "BTC", "text": "比特币暴涨，创下历史新高！", "ts": 2},

@@ -1,10 +1,11 @@
 """Image checks from the header, before any pixel is decoded, and per-row isolation in preprocessing.
 
 Pure and fast: Pillow, numpy and a tiny word-level tokenizer; no model artifact, no server. The same
-traps through a real Triton are in tests/integration/test_fusion_serving.py.
+traps through a real Triton are in tests/triton_repo/test_fusion_serving.py.
 """
 from __future__ import annotations
 
+import bw_paths
 import time
 import warnings
 
@@ -355,7 +356,7 @@ def _load_model(monkeypatch, name):
     from pathlib import Path
 
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _PbUtils)
-    path = Path(__file__).resolve().parents[2] / "triton_repo" / "models" / name / "1" / "model.py"
+    path = bw_paths.REPO / "triton_repo" / "models" / name / "1" / "model.py"
     spec = importlib.util.spec_from_file_location(f"_bw_model_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -2,6 +2,7 @@
 client retries with backoff) and resumes; every window count ends exact and every event scored."""
 from __future__ import annotations
 
+import bw_paths
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from test_crash_drill import outage_drill
 
 pytestmark = pytest.mark.integration
 
-CHEAP = Path(__file__).resolve().parents[2] / "triton_repo" / "models" / "cheap"
+CHEAP = bw_paths.REPO / "triton_repo" / "models" / "cheap"
 
 
 def test_triton_outage_pauses_and_resumes_without_loss(world, tmp_path):

@@ -6,6 +6,7 @@ worker does, under its own Redis prefix ``bwtest-<uuid>`` whose keys are deleted
 """
 from __future__ import annotations
 
+import bw_paths
 import base64
 import math
 import time
@@ -27,7 +28,7 @@ from workers.runtime import PipelineRuntime
 from workers.validate import Origin
 from workers.windows import window_start
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = bw_paths.REPO
 MODELS = REPO / "triton_repo" / "models"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WINDOW = 60

@@ -1,6 +1,6 @@
 """Alert lifecycle (workers/alerting/lifecycle.py): pending -> firing -> resolved with an injected
 clock, ``for`` / ``keep_firing_for`` / ``repeat_interval``, dedup by label set. In-memory state store
-(the Redis store runs the same scenarios in tests/integration/test_alert_state_redis.py)."""
+(the Redis store runs the same scenarios in tests/workers/alerting/test_alert_state_redis.py)."""
 from __future__ import annotations
 
 import asyncio

@@ -1,6 +1,7 @@
 """The commands a user types, run as subprocesses against real servers."""
 from __future__ import annotations
 
+import bw_paths
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = bw_paths.REPO
 from fusion_model.corpora import SAMPLE_EVENTS as SAMPLE
 
 

@@ -2,6 +2,7 @@
 process (on a free port, reading the machine's Redis under its own key prefix)."""
 from __future__ import annotations
 
+import bw_paths
 import io
 import json
 import os
@@ -21,7 +22,7 @@ from contracts.settings import get_settings
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = bw_paths.REPO
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 

@@ -1,15 +1,16 @@
 """Kafka in one wing (docs/design.md, "Kafka clients"): outside Faust, every Kafka client is built
 by stream/clients.py, so connection (and later security) settings have one home. That workers/
-imports no Kafka client at all is an import-linter contract (tests/unit/test_architecture.py)."""
+imports no Kafka client at all is an import-linter contract (tests/test_architecture.py)."""
 from __future__ import annotations
 
+import bw_paths
 import ast
 from pathlib import Path
 
 from contracts.settings import Settings
 from stream import clients
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = bw_paths.REPO
 CONSTRUCTORS = {"AIOKafkaProducer", "AIOKafkaConsumer", "KafkaProducer", "KafkaConsumer", "KafkaAdminClient"}
 # the local broker's readiness probe runs before there is any Settings object to build from
 ALLOWED = {"stream/clients.py", "babelwatch/localstack/broker.py"}

@@ -2,6 +2,7 @@
 text-only, image-only and fused inputs work, and a malformed image fails only its own row."""
 from __future__ import annotations
 
+import bw_paths
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from bw_triton import infer, sample_images
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = bw_paths.REPO
 ARTIFACT = REPO / "triton_repo" / "models" / "fusion" / "1" / "artifact"
 
 

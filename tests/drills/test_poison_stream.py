@@ -6,6 +6,7 @@ change the worker retried that batch forever and nothing behind it was scored.
 """
 from __future__ import annotations
 
+import bw_paths
 import signal
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from test_end_to_end import consume
 
 pytestmark = pytest.mark.integration
 
-POISON_REPO = Path(__file__).resolve().parents[1] / "fixtures" / "triton_poison"
+POISON_REPO = bw_paths.FIXTURES / "triton_poison"
 WINDOW = 60
 
 

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+import bw_paths
+
+REPO = bw_paths.REPO
 TRITON_MODELS = REPO / "triton_repo" / "models"
 PROJECT = ("babelwatch", "stream", "workers", "fusion_model", "contracts", "triton_repo")
 

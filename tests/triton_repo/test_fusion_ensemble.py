@@ -4,6 +4,7 @@ row by row. Also: the dense graph equals the packed one, and the GPU check runs 
 onnxruntime as its candidate."""
 from __future__ import annotations
 
+import bw_paths
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from bw_triton import infer, sample_images
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = bw_paths.REPO
 MODELS = REPO / "triton_repo" / "models"
 ARTIFACT = MODELS / "fusion" / "1" / "artifact"
 

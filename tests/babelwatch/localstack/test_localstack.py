@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bw_paths
 import glob
 import logging
 import os
@@ -17,7 +18,7 @@ from babelwatch.localstack import (
     LocalStack, RedisServer, StartupFailed, TansuBroker, TritonServer, free_port,
 )
 
-ECHO_REPO = Path(__file__).resolve().parents[1] / "fixtures" / "triton_echo_repo"
+ECHO_REPO = bw_paths.FIXTURES / "triton_echo_repo"
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 
 log = logging.getLogger("babelwatch.localstack")

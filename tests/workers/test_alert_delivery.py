@@ -1,7 +1,7 @@
 """The notifier's work without a broker (workers.notifier.AlertDelivery), driven by plain calls:
 records in, deliveries out (Kafka receivers through a recording ``produce``, so no HTTP either),
 committable offsets back. Real Redis (routes, ledger). The Kafka side is tested in
-tests/integration/test_notifier*.py."""
+tests/stream/test_notifier*.py."""
 from __future__ import annotations
 
 import asyncio
