@@ -25,7 +25,9 @@ from urllib.parse import urlsplit
 import httpx
 import mode
 
-from workers.alerting.sinks.netguard import AddressGuard, BlockedDestination, guarded_client
+from workers.alerting.sinks.netguard import (
+    AddressGuard, BlockedDestination, TooManyRedirects, guarded_client, guarded_stream,
+)
 
 log = logging.getLogger("babelwatch.images")
 
@@ -123,26 +125,22 @@ class ImageFetcher(mode.Service):
 
     async def _fetch(self, url: str) -> bytes:
         assert self._client is not None
-        target = url
-        for _ in range(self.max_redirects + 1):
-            await self._check(target)
-            try:
-                async with self._client.stream("GET", target, headers=HEADERS) as resp:
-                    if resp.status_code in REDIRECTS and "location" in resp.headers:
-                        target = str(resp.url.join(resp.headers["location"]))
-                        continue
-                    if not 200 <= resp.status_code < 300:
-                        raise FetchFailed("http_error", f"HTTP {resp.status_code}")
-                    if not content_type_allowed(resp.headers.get("content-type")):
-                        raise FetchFailed("not_image", f"content-type {resp.headers['content-type'][:100]!r}")
-                    return await self._read(resp)
-            except BlockedDestination as e:  # the connect-time check (a name re-resolved differently)
-                raise FetchFailed("blocked", str(e)) from None
-            except httpx.TimeoutException:
-                raise TimeoutError from None
-            except httpx.HTTPError as e:
-                raise FetchFailed("transport", f"{type(e).__name__}: {str(e)[:200]}") from None
-        raise FetchFailed("too_many_redirects", f"more than {self.max_redirects}")
+        try:
+            async with guarded_stream(self._client, "GET", url, check=self._check, follow=REDIRECTS,
+                                      max_redirects=self.max_redirects, headers=HEADERS) as resp:
+                if not 200 <= resp.status_code < 300:
+                    raise FetchFailed("http_error", f"HTTP {resp.status_code}")
+                if not content_type_allowed(resp.headers.get("content-type")):
+                    raise FetchFailed("not_image", f"content-type {resp.headers['content-type'][:100]!r}")
+                return await self._read(resp)
+        except TooManyRedirects:
+            raise FetchFailed("too_many_redirects", f"more than {self.max_redirects}") from None
+        except BlockedDestination as e:  # the connect-time check (a name re-resolved differently)
+            raise FetchFailed("blocked", str(e)) from None
+        except httpx.TimeoutException:
+            raise TimeoutError from None
+        except httpx.HTTPError as e:
+            raise FetchFailed("transport", f"{type(e).__name__}: {str(e)[:200]}") from None
 
     async def _check(self, url: str) -> None:
         try:

@@ -7,11 +7,11 @@ shutdown (task cancellation) ends it at once.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Awaitable, Callable, TypeVar
 
 import redis.exceptions
+import tenacity
 
 log = logging.getLogger("babelwatch.retry")
 T = TypeVar("T")
@@ -48,19 +48,24 @@ async def until_done(call: Callable[[], Awaitable[T]], what: str, first_delay: f
 
 
 async def _retrying(call, what: str, retry_if: Callable[[Exception], bool], first_delay: float, max_delay: float):
-    delay, attempt = first_delay, 0
-    while True:
-        try:
+    retrying = tenacity.AsyncRetrying(
+        # never a BaseException: a cancelled task (shutdown) must end, not be retried
+        retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, Exception) and retry_if(exc)),
+        wait=tenacity.wait_exponential(multiplier=first_delay, min=first_delay, max=max_delay),
+        before_sleep=lambda state: _log_retry(what, state),
+        reraise=True,
+    )  # no stop: the stream waits; cancellation (shutdown) ends the sleep at once
+    async for attempt in retrying:
+        with attempt:
             return await call()
-        except Exception as exc:
-            if not retry_if(exc):
-                raise
-            attempt += 1
-            if is_transient(exc):
-                kind = "redis" if isinstance(exc, redis.exceptions.RedisError) else "dependency"
-                log.warning("%s: %s unavailable (attempt %d), retrying in %.1fs: %s", what, kind, attempt, delay, exc)
-            else:
-                log.error("%s failed (attempt %d), retrying in %.1fs: %s: %s", what, attempt, delay,
-                          type(exc).__name__, exc, exc_info=attempt == 1)
-            await asyncio.sleep(delay)  # cancellation (shutdown) ends the wait at once
-            delay = min(delay * 2, max_delay)
+
+
+def _log_retry(what: str, state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception()
+    delay, attempt = state.next_action.sleep, state.attempt_number
+    if is_transient(exc):
+        kind = "redis" if isinstance(exc, redis.exceptions.RedisError) else "dependency"
+        log.warning("%s: %s unavailable (attempt %d), retrying in %.1fs: %s", what, kind, attempt, delay, exc)
+    else:
+        log.error("%s failed (attempt %d), retrying in %.1fs: %s: %s", what, attempt, delay,
+                  type(exc).__name__, exc, exc_info=exc if attempt == 1 else None)

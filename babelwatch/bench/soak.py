@@ -24,7 +24,6 @@ here (:class:`RssSampler`, :func:`group_pids`) are used by the adversarial test 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -35,9 +34,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+import mode
+
 from contracts.settings import Settings
 from stream import clients
-from workers.alerting.tasks import cancel
 
 log = logging.getLogger("babelwatch.bench")
 
@@ -196,11 +196,12 @@ class SoakSample:
     rss: dict[str, int] = field(default_factory=dict)
 
 
-class ScoredCounter:
+class ScoredCounter(mode.Service):
     """Counts the scored and dead-letter records (no parsing: 1M ids would cost this process more
     memory than the worker under test)."""
 
     def __init__(self, kafka: Settings, scored: str, dead: str, partitions: int, alerts: str | None = None) -> None:
+        super().__init__()
         self.kafka, self.scored_topic, self.dead_topic, self.partitions = kafka, scored, dead, partitions
         self.alerts_topic = alerts
         self.scored = 0
@@ -209,18 +210,16 @@ class ScoredCounter:
         self.dead_sample: bytes | None = None
         self.last_change = time.monotonic()
         self._consumer = None
-        self._task: asyncio.Task | None = None
 
-    async def start(self) -> "ScoredCounter":
+    async def on_start(self) -> None:
         topics = {self.scored_topic: self.partitions, self.dead_topic: 1}
         if self.alerts_topic:
             topics[self.alerts_topic] = 1
         self._consumer = await clients.start_reader(self.kafka, topics, fetch_max_wait_ms=100)
-        self._task = asyncio.create_task(self._run())
-        return self
 
+    @mode.Service.task
     async def _run(self) -> None:
-        while True:
+        while not self.should_stop:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=20_000)
             for tp, msgs in batches.items():
                 if tp.topic == self.dead_topic:
@@ -234,12 +233,11 @@ class ScoredCounter:
                 self.last_change = time.monotonic()
 
     def check(self) -> None:
-        if self._task is not None and self._task.done():
-            self._task.result()
+        """Raise what stopped the counting, if anything did."""
+        if self.crashed:
+            raise RuntimeError("the output counter stopped") from self._crash_reason
 
-    async def stop(self) -> None:
-        with contextlib.suppress(Exception):  # a consumer that failed already said so in check()
-            await cancel(self._task)
+    async def on_stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
 
@@ -264,8 +262,8 @@ async def soak_stream(bench, n_events: int, interval_s: float, backlog: int, not
     names = bench.topics("soak")
     bench.create_topics(names)
     env = {**bench.worker_env("soak", "cheap", names), **(ALERT_ENV if alerts else {})}
-    counter = await ScoredCounter(bench.kafka, names["scored"], names["dead"], PARTITIONS,
-                                  names["alerts"]).start()
+    counter = ScoredCounter(bench.kafka, names["scored"], names["dead"], PARTITIONS, names["alerts"])
+    await counter.start()
     worker = bench.new_worker(env, name="worker-soak")
     notify = None
     producer = clients.async_producer(bench.kafka, **BULK)

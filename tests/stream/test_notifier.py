@@ -68,7 +68,7 @@ async def crash(notifier: Notifier) -> None:
     await cancel(notifier._commit_task)
     notifier._task = notifier._commit_task = None
     await notifier.router.stop()
-    await notifier.dispatcher.stop(drain_timeout_s=0)
+    await notifier.dispatcher.abandon()
     notifier.router = notifier.dispatcher = None
     await notifier.consumer.stop()  # no auto-commit: leaves the group without committing
     notifier.consumer = None

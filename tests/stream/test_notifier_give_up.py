@@ -229,7 +229,7 @@ async def test_revoke_commits_what_is_done_and_never_passes_an_owed_record(stack
             b_owned, a.consumed, a.duplicates)
         assert len(ok.requests) == 1
         assert lane_stat(a, "bad/bad", "failed") == 0  # still being retried: not given up
-        await a.dispatcher.stop(drain_timeout_s=0)  # (a stop without the 5 s drain)
+        await a.dispatcher.abandon()  # (a stop without the 5 s drain)
         await a.stop()  # commits what is done: record 1 is still owed
         assert await committed(stack.bootstrap, a.group_id, s.topic_alerts) == 1, b_owned
     finally:

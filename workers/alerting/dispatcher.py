@@ -13,7 +13,8 @@ can be committed: delivered (then noted in the ``ledger``), skipped because the 
 the lane already had it, or given up and handed to ``on_undelivered`` (the notifier's
 failed-deliveries topic) -- a sink's own retries end in ``DeliveryFailed`` after it dead-lettered
 the notification itself. A lane cancelled mid-way (shutdown past the drain time, a crash) releases
-nothing: its notifications stay uncommitted and are routed again after a restart.
+nothing: its notifications stay uncommitted and are routed again after a restart. A
+``mode.Service``: ``stop`` drains for up to ``drain_timeout_s``; ``abandon`` stops without draining.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
+
+import mode
 
 from workers.alerting.model import NotificationGroup
 from workers.alerting.sinks.base import DeliveryFailed, Sink
@@ -55,31 +58,29 @@ def lane_key(route_id: str, receiver_name: str) -> str:
     return f"{route_id}/{receiver_name}"
 
 
-class Dispatcher:
+class Dispatcher(mode.Service):
     def __init__(self, sink_factory: SinkFactory, queue_size: int = 256, send_timeout_s: float | None = None, *,
-                 ledger=None, on_undelivered: OnUndelivered | None = None) -> None:
+                 ledger=None, on_undelivered: OnUndelivered | None = None, drain_timeout_s: float = 5.0,
+                 **service_kwargs) -> None:
+        super().__init__(**service_kwargs)
         self.sink_factory = sink_factory
         self.queue_size = queue_size
         self.send_timeout_s = send_timeout_s
+        self.drain_timeout_s = drain_timeout_s
         self.ledger = ledger  # a workers.alerting.ledger.DeliveryLedger, or None: no redelivery filter
         self.on_undelivered = on_undelivered
         self.lanes: dict[str, _Lane] = {}
         self._retired: set[asyncio.Task] = set()
         self._giving_up: set[asyncio.Task] = set()
-        self._running = False
 
-    async def start(self) -> None:
-        self._running = True
-
-    async def stop(self, drain_timeout_s: float = 5.0) -> None:
+    async def on_stop(self) -> None:
         """Let lanes finish what is queued (up to ``drain_timeout_s``), then cancel them."""
-        self._running = False
         lanes = list(self.lanes.values())
         for lane in lanes:
             self._close(lane)
         tasks = [t for t in [ln.task for ln in lanes] if t is not None] + list(self._retired) + list(self._giving_up)
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
+            _, pending = await asyncio.wait(tasks, timeout=self.drain_timeout_s)
             for t in pending:
                 t.cancel()
             if pending:
@@ -88,10 +89,15 @@ class Dispatcher:
         self._retired.clear()
         self._giving_up.clear()
 
+    async def abandon(self) -> None:
+        """Stop without draining: what is queued or in flight stays unreleased (a crash, in tests)."""
+        self.drain_timeout_s = 0
+        await self.stop()
+
     def submit(self, groups: NotificationGroup | Iterable[NotificationGroup]) -> None:
         """Queue for every receiver of each group; never waits."""
-        if not self._running:
-            raise RuntimeError("dispatcher not started")
+        if not self.started or self.should_stop:
+            raise RuntimeError("dispatcher not running")
         for group in [groups] if isinstance(groups, NotificationGroup) else groups:
             for receiver in group.receivers:
                 lane = self._lane(group.route_id, receiver)

@@ -22,7 +22,7 @@ from workers.alerting.sinks.sse import GAP_EVENT, SseBroadcaster, sse_stream
 
 async def test_slow_receiver_does_not_delay_fast_one():
     sinks = {"slow": RecordingSink("slow", delay=5.0), "fast": RecordingSink("fast")}
-    d = Dispatcher(lambda r: sinks[r.name])
+    d = Dispatcher(lambda r: sinks[r.name], drain_timeout_s=0.1)
     await d.start()
     try:
         receivers = sse_receivers("slow", "fast")
@@ -34,7 +34,7 @@ async def test_slow_receiver_does_not_delay_fast_one():
         assert sinks["slow"].got == []  # still sleeping on the first one
     finally:
         t1 = time.monotonic()
-        await d.stop(drain_timeout_s=0.1)
+        await d.stop()
         assert time.monotonic() - t1 < 1.0  # stop does not wait out the slow receiver
     assert sinks["slow"].stopped and sinks["fast"].stopped
 
@@ -114,7 +114,7 @@ async def servers():
 async def test_slow_webhook_does_not_delay_fast_webhook(servers):
     slow, fast = await servers(["hang"]), await servers([200])
     ctx = SinkContext(guard=AddressGuard(allow_private=True))
-    d = Dispatcher(sink_factory(ctx))
+    d = Dispatcher(sink_factory(ctx), drain_timeout_s=0.1)
     await d.start()
     route = Route(id="r1", receivers=[
         {"type": "webhook", "name": "slow", "url": slow.url(), "timeout_s": 10},
@@ -128,7 +128,7 @@ async def test_slow_webhook_does_not_delay_fast_webhook(servers):
         await slow.wait_requests(1, timeout=0.5)
         assert len(slow.requests) == 1  # the slow one is being served (hanging) meanwhile
     finally:
-        await d.stop(drain_timeout_s=0.1)
+        await d.stop()
 
 
 async def test_router_to_dispatcher_end_to_end():

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import httpx
+import tenacity
 
 from workers.alerting.sinks.base import DeadLetterFn, DeliveryFailed, FailedDelivery, call_dead_letter
-from workers.alerting.sinks.netguard import AddressGuard, BlockedDestination, guarded_client
+from workers.alerting.sinks.netguard import (
+    AddressGuard, BlockedDestination, TooManyRedirects, guarded_client, guarded_stream,
+)
 
 log = logging.getLogger("babelwatch.alerting.delivery")
 
@@ -104,24 +107,18 @@ class HttpDelivery:
         """The HTTP status (2xx) once delivered, or raise :class:`DeliveryFailed` (after dead-lettering). ``headers`` may be a
         function, called per attempt (fresh timestamps and signatures)."""
         await self.start()
-        attempts, last_error, last_status = 0, "", None
-        for retry in range(self.policy.retries + 1):
-            attempts += 1
-            self.attempts_total += 1
-            try:
-                return await self._attempt(url, body, headers() if callable(headers) else headers)
-            except _Permanent as e:
-                last_error, last_status = str(e), e.status
-                break
-            except _Transient as e:
-                last_error, last_status = str(e), e.status
-                if retry < self.policy.retries:
-                    delay = self.policy.delay(retry)
-                    if e.retry_after is not None:
-                        delay = max(delay, min(e.retry_after, self.policy.max_backoff_s))
-                    log.info("%s %s: attempt %d failed (%s); retrying in %.2fs",
-                             self.receiver_type, self.receiver, attempts, e, delay)
-                    await self._sleep(delay)
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            stop=tenacity.stop_after_attempt(self.policy.retries + 1),
+            wait=self._wait, sleep=self._sleep, before_sleep=self._log_retry, reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    self.attempts_total += 1
+                    return await self._attempt(url, body, headers() if callable(headers) else headers)
+        except (_Permanent, _Transient) as e:
+            attempts, last_error, last_status = attempt.retry_state.attempt_number, str(e), e.status
         log.warning("%s %s: giving up after %d attempt(s): %s", self.receiver_type, self.receiver, attempts,
                     last_error)
         await call_dead_letter(self.dead_letter, FailedDelivery(
@@ -130,33 +127,39 @@ class HttpDelivery:
         ))
         raise DeliveryFailed(f"{self.receiver_type} {self.receiver}: {last_error}")
 
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """The policy's backoff; a ``Retry-After`` longer than that is honoured up to the cap."""
+        delay = self.policy.delay(state.attempt_number - 1)
+        retry_after = state.outcome.exception().retry_after
+        return delay if retry_after is None else max(delay, min(retry_after, self.policy.max_backoff_s))
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        log.info("%s %s: attempt %d failed (%s); retrying in %.2fs", self.receiver_type, self.receiver,
+                 state.attempt_number, state.outcome.exception(), state.next_action.sleep)
+
     async def _attempt(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
         assert self.client is not None
-        target = url
-        for _ in range(self.max_redirects + 1):
-            try:
-                await self.guard.check_url(target)
-                # streamed and never read: a receiver cannot make us buffer a huge response
-                async with self.client.stream("POST", target, content=body,
-                                              headers={"User-Agent": USER_AGENT, **headers}) as resp:
-                    status, resp_headers, resp_url = resp.status_code, resp.headers, resp.url
-            except BlockedDestination as e:
-                raise _Permanent(f"destination refused: {e}") from None
-            except httpx.TimeoutException as e:
-                raise _Transient(f"timeout ({type(e).__name__})") from None
-            except httpx.TransportError as e:
-                raise _Transient(f"transport error: {type(e).__name__}: {e}") from None
-            if 200 <= status < 300:
-                return status
-            if status in (307, 308) and "location" in resp_headers:
-                target = str(resp_url.join(resp_headers["location"]))
-                continue
-            if 300 <= status < 400:
-                raise _Permanent(f"HTTP {status}: redirect not followed", status)
-            if status in RETRY_STATUS or status >= 500:
-                raise _Transient(f"HTTP {status}", status, _retry_after(resp_headers.get("retry-after")))
-            raise _Permanent(f"HTTP {status}", status)
-        raise _Permanent(f"more than {self.max_redirects} redirects")
+        try:
+            # streamed and never read: a receiver cannot make us buffer a huge response
+            async with guarded_stream(self.client, "POST", url, check=self.guard.check_url, follow=(307, 308),
+                                      max_redirects=self.max_redirects, content=body,
+                                      headers={"User-Agent": USER_AGENT, **headers}) as resp:
+                status, resp_headers = resp.status_code, resp.headers
+        except TooManyRedirects as e:
+            raise _Permanent(str(e)) from None
+        except BlockedDestination as e:
+            raise _Permanent(f"destination refused: {e}") from None
+        except httpx.TimeoutException as e:
+            raise _Transient(f"timeout ({type(e).__name__})") from None
+        except httpx.TransportError as e:
+            raise _Transient(f"transport error: {type(e).__name__}: {e}") from None
+        if 200 <= status < 300:
+            return status
+        if 300 <= status < 400:
+            raise _Permanent(f"HTTP {status}: redirect not followed", status)
+        if status in RETRY_STATUS or status >= 500:
+            raise _Transient(f"HTTP {status}", status, _retry_after(resp_headers.get("retry-after")))
+        raise _Permanent(f"HTTP {status}", status)
 
 
 def _retry_after(value: str | None) -> float | None:

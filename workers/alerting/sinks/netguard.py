@@ -22,10 +22,12 @@ network (Redis, Kafka, cloud metadata at 169.254.169.254, ...). The rules:
 """
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import asyncio
 import ipaddress
 import socket
-from typing import Awaitable, Callable, Iterable, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from urllib.parse import urlsplit
 
 import httpcore
@@ -189,3 +191,25 @@ def guarded_client(guard: AddressGuard, timeout: float | httpx.Timeout = 5.0,
         network_backend=GuardedBackend(guard),
     )
     return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False, timeout=timeout)
+
+
+class TooManyRedirects(Exception):
+    pass
+
+
+@asynccontextmanager
+async def guarded_stream(client: httpx.AsyncClient, method: str, url: str, *, check: Callable[[str], Awaitable[None]],
+                         follow: Collection[int], max_redirects: int, **request_kw) -> AsyncIterator[httpx.Response]:
+    """``client.stream`` that follows the redirects in ``follow`` by hand, each new URL passing
+    ``check`` (the SSRF guard) before it is requested; yields the first other response. Raises
+    :class:`TooManyRedirects` after ``max_redirects``."""
+    target = url
+    for _ in range(max_redirects + 1):
+        await check(target)
+        async with client.stream(method, target, **request_kw) as resp:
+            if resp.status_code in follow and "location" in resp.headers:
+                target = str(resp.url.join(resp.headers["location"]))
+                continue
+            yield resp
+            return
+    raise TooManyRedirects(f"more than {max_redirects} redirects")
