@@ -16,8 +16,8 @@ import time
 from typing import Any, Callable, Mapping
 
 from workers.alerting.model import AlertmanagerReceiver, NotificationGroup, rfc3339
-from workers.alerting.sinks.base import DeadLetterFn, Sink
-from workers.alerting.sinks.delivery import HttpDelivery, RetryPolicy
+from workers.alerting.sinks.base import DeadLetterFn
+from workers.alerting.sinks.delivery import HttpSink
 from workers.alerting.sinks.netguard import AddressGuard
 
 API_PATH = "/api/v2/alerts"
@@ -59,7 +59,9 @@ def postable_alerts(group: NotificationGroup, now: float, *, generator_url: str 
     return out
 
 
-class AlertmanagerSink(Sink):
+class AlertmanagerSink(HttpSink):
+    receiver_type = "alertmanager"
+
     def __init__(
         self,
         receiver: AlertmanagerReceiver,
@@ -71,28 +73,15 @@ class AlertmanagerSink(Sink):
         lease_factor: float = 3.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.receiver = receiver
-        self.name = receiver.name
+        super().__init__(receiver, guard, dead_letter=dead_letter, clock=clock)
         self.url = alerts_url(receiver.url)
         self.generator_url = generator_url
         self.extra_labels = dict(extra_labels or {})
         self.lease_factor = lease_factor
-        self.clock = clock
-        self.http = HttpDelivery(
-            guard,
-            RetryPolicy(receiver.timeout_s, receiver.retries, receiver.backoff_s, receiver.max_backoff_s),
-            receiver=receiver.name, receiver_type="alertmanager", dead_letter=dead_letter, clock=clock,
-        )
 
     def payload(self, group: NotificationGroup) -> list[dict[str, Any]]:
         return postable_alerts(group, self.clock(), generator_url=self.generator_url,
                                extra_labels=self.extra_labels, lease_factor=self.lease_factor)
-
-    async def start(self) -> None:
-        await self.http.start()
-
-    async def stop(self) -> None:
-        await self.http.stop()
 
     async def send(self, group: NotificationGroup) -> None:
         body = json.dumps(self.payload(group), separators=(",", ":"), ensure_ascii=False).encode()

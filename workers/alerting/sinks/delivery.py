@@ -22,7 +22,7 @@ from typing import Callable, Mapping
 import httpx
 import tenacity
 
-from workers.alerting.sinks.base import DeadLetterFn, DeliveryFailed, FailedDelivery, call_dead_letter
+from workers.alerting.sinks.base import DeadLetterFn, DeliveryFailed, FailedDelivery, Sink, call_dead_letter
 from workers.alerting.sinks.netguard import (
     AddressGuard, BlockedDestination, TooManyRedirects, guarded_client, guarded_stream,
 )
@@ -169,3 +169,28 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+class HttpSink(Sink):
+    """A sink that POSTs over :class:`HttpDelivery` with the receiver's retry policy; subclasses
+    say how a notification becomes a body (``send``)."""
+
+    receiver_type = "http"
+
+    def __init__(self, receiver, guard: AddressGuard, *, dead_letter: DeadLetterFn | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.receiver = receiver
+        self.name = receiver.name
+        self.dead_letter = dead_letter
+        self.clock = clock
+        self.http = HttpDelivery(
+            guard,
+            RetryPolicy(receiver.timeout_s, receiver.retries, receiver.backoff_s, receiver.max_backoff_s),
+            receiver=receiver.name, receiver_type=self.receiver_type, dead_letter=dead_letter, clock=clock,
+        )
+
+    async def start(self) -> None:
+        await self.http.start()
+
+    async def stop(self) -> None:
+        await self.http.stop()

@@ -24,8 +24,8 @@ from typing import Callable
 
 from workers.alerting.cloudevents import CONTENT_TYPE, DEFAULT_SOURCE, dumps, group_event
 from workers.alerting.model import NotificationGroup, WebhookReceiver
-from workers.alerting.sinks.base import DeadLetterFn, DeliveryFailed, FailedDelivery, Sink, call_dead_letter
-from workers.alerting.sinks.delivery import HttpDelivery, RetryPolicy
+from workers.alerting.sinks.base import DeadLetterFn, DeliveryFailed, FailedDelivery, call_dead_letter
+from workers.alerting.sinks.delivery import HttpSink
 from workers.alerting.sinks.netguard import AddressGuard
 
 SIGNATURE_HEADER = "X-Babelwatch-Signature"
@@ -68,7 +68,9 @@ class EnvSecrets:
         return value.encode() if value else None
 
 
-class WebhookSink(Sink):
+class WebhookSink(HttpSink):
+    receiver_type = "webhook"
+
     def __init__(
         self,
         receiver: WebhookReceiver,
@@ -79,23 +81,9 @@ class WebhookSink(Sink):
         source: str = DEFAULT_SOURCE,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.receiver = receiver
-        self.name = receiver.name
+        super().__init__(receiver, guard, dead_letter=dead_letter, clock=clock)
         self.secrets = secrets
-        self.dead_letter = dead_letter
         self.source = source
-        self.clock = clock
-        self.http = HttpDelivery(
-            guard,
-            RetryPolicy(receiver.timeout_s, receiver.retries, receiver.backoff_s, receiver.max_backoff_s),
-            receiver=receiver.name, receiver_type="webhook", dead_letter=dead_letter, clock=clock,
-        )
-
-    async def start(self) -> None:
-        await self.http.start()
-
-    async def stop(self) -> None:
-        await self.http.stop()
 
     async def send(self, group: NotificationGroup) -> None:
         event = group_event(group, self.receiver.name, self.source)
