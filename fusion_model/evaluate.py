@@ -2,27 +2,8 @@
 
     python -m fusion_model.evaluate [--folds 5] [--json out.json] [--text-encoder NAME]
 
-Two settings, both on the frozen-encoder embeddings that ``build`` caches:
-
-- ``zero-shot``: train on English only (tweets + English financial news), test on every other
-  language: what the multilingual encoder transfers (3-seed ensembles: single runs vary a lot).
-- ``in-language``: stratified k-fold over all languages together; each language is scored on its
-  held-out folds (pooled).
-
-Two models per setting: a text-only baseline (never sees an image) and the fused model (synthetic
-label-correlated images on half the examples, modality dropout). Inputs scored:
-
-- ``text``          baseline model, text only
-- ``fused-noimg``   fused model, text only (image absent): must not be worse than ``text``
-- ``image``         fused model, image only (held-out synthetic images, 80% label agreement)
-- ``fused``         fused model, text + that image: should beat ``text`` (the image carries signal)
-- ``fused-photo``   fused model, text + a held-out distractor (photo crop or shapes, no label
-                    signal): real-world images that say nothing about sentiment must not hurt
-- ``fused-randimg`` fused model, text + a synthetic chart image of a random label: a misleading
-                    image that looks informative (expected to cost some accuracy)
-
-Macro-F1 is over the labels present in each language's test data (zh/de/fr/nl: no neutral, except
-the few hand-labelled financial sentences). ``finance`` is the hand-labelled financial-news subset.
+Zero-shot (train on English only) and in-language (k-fold) settings, baseline vs fused model.
+Settings, inputs scored and what each must show: docs/design.md#model-evaluation
 """
 from __future__ import annotations
 

@@ -1,25 +1,9 @@
 """Serving-side preprocessing: raw UTF-8 text and raw image bytes -> the ONNX graph's inputs.
 
-Only numpy, Pillow and ``tokenizers`` are imported here (no torch, no transformers): the Triton
-Python backend imports this module next to onnxruntime. Training computes its embeddings through
-the same code, so what the model saw in training is what it sees when served.
-
-The exported graph (``model.onnx``) takes::
-
-    input_ids      INT64 [batch, seq]         token ids, padded with the tokenizer's pad id
-    attention_mask INT64 [batch, seq]         1 = token; a row of zeros = "no text" for that row
-    pixel_values   FP32  [num_images, 3, H, W] the images of the rows with has_image = 1, in row order
-    has_image      FP32  [batch]              1.0 where the row has an image, else 0.0
-
-and returns ``probs`` FP32 [batch, 3] (negative, neutral, positive) and ``gates`` FP32 [batch, 2]
-(the per-example weights alpha of the text and beta of the image). ``num_images`` may be 0: a
-text-only batch costs no image-encoder time.
-
-Images are judged from their header before any pixel is decoded (``check_image_header``,
-``ImageLimits``: format, pixel count, side, aspect ratio; the one place the worker's validator and
-the served models share), then decoded with guards (JPEG at reduced scale, first frame only, the
-resize limited to the region the crop keeps). In a batch, every failure of one row's image or text
-drops that input of that row only (``Batch.row_errors``); the row is still scored on the rest.
+Imports only numpy, Pillow and ``tokenizers`` (the Triton Python backend loads it next to
+onnxruntime); training uses the same code. Images are judged from their header before decoding,
+and a bad input fails only its own row (``Batch.row_errors``).
+Graph inputs/outputs and image guards: docs/design.md#serving-preprocessing
 """
 from __future__ import annotations
 

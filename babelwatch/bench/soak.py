@@ -1,25 +1,9 @@
 """``babelwatch bench soak``: a long run through the worker, watching memory for leaks.
 
-One run starts ONE local stack (a fresh Tansu broker, the machine's Redis with a unique key
-prefix, one Triton serving only the trivially cheap ``cheap`` model), one ``babelwatch worker``
-and, unless ``--no-notifier``, one ``babelwatch notify`` (notifier + HTTP API, its /health polled
-at every sample) on the same topics, then streams ``--events`` events (default 1,000,000; the demo
-stream's valid lines, ids unique, ``ts`` = send time) through the worker. The producer keeps at most
-``--backlog`` events unscored, so the run takes as long as the worker needs and the broker does
-not hold the whole run at once. Unless ``--no-alerts``, the worker runs on 5-s windows and one topic
-bursts for 10 s of every minute, so volume-spike alerts fire and resolve all along (the alert
-lifecycle, its outbox and the notifier's consumer are part of what is watched).
-
-Every ``--interval`` seconds it prints the events scored, the rate and the resident memory
-(VmRSS from /proc) of the worker, the notifier and Triton (server + backend stubs: its process
-group). At the end, per component: the least-squares slope of RSS against events scored after
-the warm-up (the first ``--warmup`` fraction of the events), in MiB per 100k events, and the
-growth over the measured part, in % of the RSS at the end of the warm-up, read from the fitted
-line (so one noisy sample does not decide it). Goal: growth < 5 % (``--strict``: exit 1 if not).
-
-Helpers shared with ``babelwatch bench pipeline`` (worker environment, topics, templates, CPU
-meter, Redis cleanup) are imported from :mod:`babelwatch.bench.pipeline`; the /proc memory helpers
-here (:class:`RssSampler`, :func:`group_pids`) are used by the adversarial test too.
+Streams ``--events`` events (default 1,000,000) through one local stack, worker and notifier,
+samples their RSS and fits its growth after the warm-up; goal < 5 % (``--strict``: exit 1 if not).
+:class:`RssSampler` and :func:`group_pids` are used by the adversarial test too.
+What runs, what is measured: docs/design.md#soak-benchmark
 """
 from __future__ import annotations
 

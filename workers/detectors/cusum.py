@@ -1,33 +1,8 @@
 """Change point: a two-sided CUSUM (Page, 1954) on standardised window values.
 
-Each closed window gives a value x (``metric="sentiment"``: the window's mean sentiment;
-``metric="volume"``: its event count), standardised against a reference mean mu and deviation
-sigma: z = (x - mu) / sigma. Two cumulative sums collect evidence of a lasting move up or down:
-
-    S+ = max(0, S+ + z - k)        S- = max(0, S- - z - k)
-
-and the detector alarms when either passes ``h``. ``k`` (in sigmas) is half the smallest shift worth
-catching: smaller persistent moves never accumulate. Unlike a per-window z-test, a shift of 1 sigma
-that no single window shows is caught after ~h / (1 - k) windows -- the tool for level shifts and
-gradual drifts. Verdict.score is max(S+, S-), threshold is ``h``.
-
-Reference, cold start and reset:
-
-* cold start: the first ``warmup`` windows (that pass the count guard) only estimate mu and sigma
-  (mean and sample deviation); no verdict before that.
-* sigma has a floor: ``sd_floor`` for sentiment; for volume also sqrt(mu) (Poisson noise).
-  For sentiment the window's own sampling variance (per-event variance / n, see
-  ``ClosedWindow.sentiment_event_var``) is added: few-event windows count as weaker evidence.
-* after an alarm both sums are reset to 0 and, with ``relearn`` (default), the reference is
-  learned again from the next ``warmup`` windows: the new level becomes the new normal, so a
-  lasting shift alarms once instead of every h/(shift - k) windows.
-* ``alpha`` > 0 lets the reference mean and variance follow slowly (EWMA) between
-  alarms; 0 freezes them. Real sentiment wanders (news cycles): a frozen reference turns that
-  wander into false alarms (7/1k windows instead of 0.4/1k on the benchmark's clean streams),
-  while a slow one still catches drifts that are much faster than 1/alpha windows.
-* the defaults were chosen on ``babelwatch bench detectors``.
-* min_count: for sentiment, windows with fewer events are skipped (no score, no update); for
-  volume, windows are skipped while both the count and mu are below it.
+Catches lasting level shifts and gradual drifts of mean sentiment (or of volume) that no single
+window shows; after an alarm the sums reset and the reference is learned again.
+Algorithm, parameters and defaults: docs/detectors.md#cusum
 """
 from __future__ import annotations
 

@@ -1,24 +1,9 @@
 """Per-topic detector configuration: which closed-window detectors run, with which parameters,
 on which window size.
 
-A :class:`DetectorConfig` has a ``default`` profile and ``topics`` overrides keyed by an exact topic
-name or a glob (``fnmatch``: ``crypto:*``, ``AAPL?``). Exactly ONE override applies to a topic: the
-exact key if there is one, else the most specific matching glob (most non-wildcard characters;
-ties: the one declared first). Overrides are not stacked. An override may
-
-* replace ``window_s`` and/or the whole ``detectors`` list,
-* ``disable`` detectors by name,
-* tune single parameters by name: ``params: {"volume_spike": {"threshold": 6}}``.
-
-Detector names are unique within a profile; a name is what Alert ids and stored state are keyed by
-(two CUSUMs need two names). Seasonality is configured in seconds (``season_s``, e.g. 86400) and
-converted to windows of the profile's size.
-
-Example (JSON, e.g. from a file via :meth:`DetectorConfig.from_file`)::
-
-    {"default": {"window_s": 300},
-     "topics": {"crypto:*": {"params": {"volume_spike": {"threshold": 6}}},
-                "AAPL":     {"window_s": 60, "disable": ["cusum"]}}}
+A :class:`DetectorConfig` is a ``default`` profile plus ``topics`` overrides (exact name or glob);
+exactly one override applies to a topic (exact, else the most specific glob), never stacked.
+Rules, an example and the defaults: docs/detectors.md#configuration
 """
 from __future__ import annotations
 

@@ -1,29 +1,8 @@
 """Sentiment shift: a window's mean sentiment against an EWMA of the windows before it.
 
-The detector follows the window sentiment mean x_t with an exponentially weighted mean m and
-variance v (weight ``alpha``; the first 1/alpha windows use the plain running mean and variance so
-early windows are not over-weighted). A closed window is scored BEFORE it is folded in:
-
-    z = (x - m) / sqrt(v + s2/n + floor)
-
-``s2/n`` is the window's own sampling variance (per-event variance s2 from the stored sum of
-squares, else from the label counts; 0 when neither is known) and ``v`` then estimates only the
-extra, between-window variance (EWMA of (x - m)^2 - s2/n, kept >= 0). A quiet night window of 25
-events is therefore judged with a wider band than a busy one of 2,000, instead of both sharing one
-variance. ``floor`` keeps the band from collapsing on a perfectly steady series.
-
-Alert: |z| >= threshold AND |x - m| >= min_delta (a statistically clear but tiny move on a huge
-topic is not news). Verdict.score is |z|; the message says which way sentiment moved.
-
-Guards and state:
-
-* min_count: a window with fewer events (its mean is mostly noise) is neither scored nor folded
-  in -- it returns None and the state keeps only its position. Folding such windows in would
-  widen the band for every window after them.
-* cold start: no verdict until ``min_history`` windows that passed the count guard were folded in.
-* the residual folded into m and v is clipped at ``clip`` standard deviations: one wild window
-  moves the baseline by a bounded step, while a lasting level shift is still absorbed over
-  ~1/alpha windows (it alerts on its first windows, then becomes the new normal).
+z = (x - m) / sqrt(v + s2/n + floor): each window's own sampling noise widens its band, so quiet
+windows need a larger move. Alert when |z| >= threshold and |x - m| >= min_delta.
+Algorithm, guards, parameters and defaults: docs/detectors.md#sentiment_shift
 """
 from __future__ import annotations
 

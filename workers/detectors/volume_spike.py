@@ -1,23 +1,9 @@
 """Volume spike: a window's count against a robust baseline of the windows before it.
 
-Robust z-score (x - median) / (1.4826 * MAD): one earlier burst does not inflate the baseline the
-way a mean and standard deviation would. The scale has a Poisson floor (sqrt of the median, at least
-1) so a perfectly flat history does not turn every extra event into an infinite score. Windows that
-were never written (no key) before the topic's first event do not count as history: cold start.
-
-Two entry points share that math (:func:`robust_z`):
-
-* ``check(WindowState)`` -- stateless, on the OPEN window with the history Redis hands back
-  (early alarm while a burst is still filling its window);
-* ``update(ClosedWindow)`` -- online, on each CLOSED window of one (topic, language) series. The
-  detector keeps the counts itself (JSON state), gap-fills missing windows with zeros, and can
-  be made seasonal: with ``season`` (windows per period, e.g. 288 five-minute windows = a day)
-  the count is also compared with the same time of the previous ``seasons`` periods (median
-  and MAD over those periods, at the offset within +- ``season_width`` windows that fits best)
-  and the SMALLER of the two scores decides. A daily peak (market open,
-  evening prime time) is then normal because it happened at that time yesterday, while a burst
-  must be unusual both for the last hour and for this time of day. Until one full period has
-  been seen the recent baseline alone decides, so a recurring peak can alert on its first day.
+Robust z-score (median, MAD, Poisson floor), shared by ``check`` (the open window, stateless) and
+``update`` (closed windows, online, optionally seasonal: the smaller of the recent and the
+same-time-of-day score decides).
+Algorithm, parameters and defaults: docs/detectors.md#volume_spike
 """
 from __future__ import annotations
 

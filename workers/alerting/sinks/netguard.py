@@ -1,24 +1,9 @@
 """SSRF guard for outbound HTTP: public addresses only, checked when resolving AND when connecting.
 
-Subscriptions come from users, so a webhook URL must not become a way to reach the monitor's own
-network (Redis, Kafka, cloud metadata at 169.254.169.254, ...). The rules:
-
-* the host is resolved and EVERY address it resolves to must be allowed (one private answer among
-  public ones refuses the whole host: DNS rebinding and split answers);
-* allowed = globally routable unicast: not private, loopback, link-local, multicast, reserved,
-  unspecified, shared (100.64/10), or any other non-global range; IPv4-mapped/6to4/NAT64 IPv6
-  addresses are judged by the IPv4 address inside;
-* ``allow_private=True`` lifts the rule (local development, tests); ``allowed_networks`` lifts it
-  for listed networks only (e.g. the team's Alertmanager at 10.0.5.0/24);
-* :class:`GuardedBackend` is an httpcore network backend: each TCP connect re-resolves and re-checks,
-  then connects to the checked IP itself (the connection is pinned to an address that passed, TLS
-  still verifies the hostname). Redirects are not followed by the client; the delivery code
-  follows 307/308 only after checking the new URL (and the connect-time check applies anyway).
-  No proxies (``trust_env=False``): a proxy would hide the real destination.
-* :meth:`AddressGuard.vet_url` is the same rule at configuration time (a subscription being created):
-  a URL whose host is, or resolves to, a refused address is refused up front, with the reason; a host
-  that does not resolve (yet) is let through, since DNS may change before delivery and every
-  connection is checked again anyway.
+Every address a host resolves to must be globally routable (unless ``allow_private`` or
+``allowed_networks``); :class:`GuardedBackend` re-checks at each connect and pins the checked IP,
+:meth:`AddressGuard.vet_url` applies the same rule at configuration time.
+Rules and why: docs/design.md#ssrf-guard
 """
 from __future__ import annotations
 
