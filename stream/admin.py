@@ -20,7 +20,7 @@ def ensure_topics(settings: Settings, partitions: dict[str, int]) -> None:
     admin = clients.admin(settings, "babelwatch-setup")
     try:
         existing = set(admin.list_topics())
-        wanted = [NewTopic(t, n, 1) for t, n in partitions.items() if t not in existing]
+        wanted = [new_topic(settings, t, n) for t, n in partitions.items() if t not in existing]
         if wanted:
             try:
                 admin.create_topics(wanted)
@@ -29,6 +29,14 @@ def ensure_topics(settings: Settings, partitions: dict[str, int]) -> None:
             log.info("created topics %s", [t.name for t in wanted])
     finally:
         admin.close()
+
+
+def new_topic(settings: Settings, name: str, partitions: int) -> NewTopic:
+    """A topic as babelwatch creates it: ``topic_replication_factor`` replicas and, when set,
+    ``min.insync.replicas`` (producers use acks=all, so a write survives the loss of a broker)."""
+    configs = ({"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+               if settings.topic_min_insync_replicas else {})
+    return NewTopic(name, partitions, settings.topic_replication_factor, topic_configs=configs)
 
 
 class TopicIds:

@@ -3,10 +3,14 @@ notifier, the bench) and kafka-python (the synchronous CLI, admin). All connect 
 :func:`client_kwargs`, the one place Settings become connection arguments. docs/design.md."""
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Mapping
+import ssl
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Literal, Mapping
 
+import faust
 import kafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.helpers import create_ssl_context
 from kafka.admin import KafkaAdminClient
 
 from contracts.settings import Settings
@@ -20,13 +24,58 @@ MEMBER = {"auto_offset_reset": "earliest", "enable_auto_commit": False,
 # 5 ms linger: tiny produce requests cost the broker more CPU than the client saves (shared NOTES)
 PRODUCER = {"linger_ms": 5, "acks": "all"}
 
+Library = Literal["aiokafka", "kafka-python"]
 OnPartitions = Callable[[set[TopicPartition]], Awaitable[None]]
 
 
-def client_kwargs(settings: Settings) -> dict[str, Any]:
-    """How any client reaches the broker. Security settings belong here too: both libraries take
-    the same ``security_protocol``/``sasl_*`` names (TLS: aiokafka wants an ``ssl_context``)."""
-    return {"bootstrap_servers": settings.bootstrap}
+def client_kwargs(settings: Settings, library: Library = "aiokafka") -> dict[str, Any]:
+    """How any client reaches the broker, security included (``kafka_*`` settings). Both libraries
+    take the same ``security_protocol``/``sasl_*`` names; for TLS aiokafka wants an ``ssl_context``,
+    kafka-python its own ``ssl_cafile``/``ssl_certfile``/``ssl_keyfile``/``ssl_check_hostname``.
+    The SASL password is read (from its file, if set) at each call: a rotated Secret is used by the
+    next client. Plaintext adds nothing, so local runs look as before."""
+    kw: dict[str, Any] = {"bootstrap_servers": settings.bootstrap}
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return kw
+    kw["security_protocol"] = protocol
+    if protocol.startswith("SASL_"):
+        kw.update(sasl_mechanism=settings.kafka_sasl_mechanism, sasl_plain_username=settings.kafka_sasl_username,
+                  sasl_plain_password=settings.kafka_password())
+    if protocol.endswith("SSL"):
+        if library == "aiokafka":
+            kw["ssl_context"] = ssl_context(settings)
+        else:
+            kw.update(ssl_cafile=_path(settings.kafka_ssl_cafile), ssl_certfile=_path(settings.kafka_ssl_certfile),
+                      ssl_keyfile=_path(settings.kafka_ssl_keyfile),
+                      ssl_check_hostname=settings.kafka_ssl_check_hostname)
+    return kw
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of ``kafka_ssl_*`` (None without TLS): the CA file or the system CAs, the
+    client certificate for mTLS, certificates always verified, host names unless switched off."""
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    ctx = create_ssl_context(cafile=_path(settings.kafka_ssl_cafile), certfile=_path(settings.kafka_ssl_certfile),
+                             keyfile=_path(settings.kafka_ssl_keyfile))
+    ctx.check_hostname = settings.kafka_ssl_check_hostname
+    return ctx
+
+
+def faust_credentials(settings: Settings) -> faust.auth.Credentials | None:
+    """The same security for the Faust app (its ``broker_credentials``); None on plaintext."""
+    protocol = settings.kafka_security_protocol
+    if protocol.startswith("SASL_"):
+        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_password(),
+                                     mechanism=settings.kafka_sasl_mechanism, ssl_context=ssl_context(settings))
+    if protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    return None
+
+
+def _path(p: Path | None) -> str | None:
+    return str(p) if p is not None else None
 
 
 def for_broker(settings: Settings, bootstrap: str) -> Settings:
@@ -74,14 +123,14 @@ class Rebalance(ConsumerRebalanceListener):
 # -------------------------------------------------------------------------------------- synchronous
 
 def producer(settings: Settings, **kw: Any) -> kafka.KafkaProducer:
-    return kafka.KafkaProducer(**client_kwargs(settings), **{**PRODUCER, **kw})
+    return kafka.KafkaProducer(**client_kwargs(settings, "kafka-python"), **{**PRODUCER, **kw})
 
 
 def consumer(settings: Settings, *topics: str, **kw: Any) -> kafka.KafkaConsumer:
     """A reader from the beginning, no group, unless ``kw`` says otherwise."""
-    return kafka.KafkaConsumer(*topics, **client_kwargs(settings), **{**READER, **kw})
+    return kafka.KafkaConsumer(*topics, **client_kwargs(settings, "kafka-python"), **{**READER, **kw})
 
 
 def admin(settings: Settings, client_id: str, **kw: Any) -> KafkaAdminClient:
     # kafka-python's admin: aiokafka's does not speak the Metadata versions that carry topic ids
-    return KafkaAdminClient(**client_kwargs(settings), client_id=client_id, **kw)
+    return KafkaAdminClient(**client_kwargs(settings, "kafka-python"), client_id=client_id, **kw)
