@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -31,6 +32,7 @@ class Notifier(AlertDelivery):
         self._task: asyncio.Future | None = None
         self._commit_task: asyncio.Future | None = None
         self.assigned = asyncio.Event()
+        self._committed: dict[tuple[str, int], int] = {}  # per partition: the group's committed offset (lag)
 
     async def on_start(self) -> None:
         s = self.settings
@@ -68,12 +70,31 @@ class Notifier(AlertDelivery):
     async def wait_assigned(self, timeout: float = 60.0) -> None:
         await asyncio.wait_for(self.assigned.wait(), timeout)
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """End offset (the fetch high-water: Tansu's ListOffsets is short, shared NOTES) minus the
+        committed offset, per assigned partition whose high-water a fetch has told."""
+        out: dict[tuple[str, int], int] = {}
+        if self.consumer is None:
+            return out
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                out[(tp.topic, tp.partition)] = max(0, high - self._committed.get((tp.topic, tp.partition), 0))
+        return out
+
     async def _on_revoked(self, revoked) -> None:
         self.assigned.clear()
+        self.joined = False
         await self._commit()  # what is done; the rest goes to the partitions' next owner
         self.revoked((tp.topic, tp.partition) for tp in revoked)
 
     async def _on_assigned(self, assigned) -> None:
+        for tp in assigned:
+            try:
+                self._committed[(tp.topic, tp.partition)] = await self.consumer.committed(tp) or 0
+            except Exception as e:  # noqa: BLE001 - lag is then counted from 0 until the first commit
+                log.debug("notifier: committed offset of %s unknown: %s", tp, e)
+        self.joined = True  # a standby member with no partition is joined too
         if assigned:
             self.assigned.set()
             log.info("%s: consuming %s (group %s, %d partition(s))", READY_LINE, self.settings.topic_alerts,
@@ -84,10 +105,12 @@ class Notifier(AlertDelivery):
         while True:
             try:
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=500)
+                self.last_poll_at = time.monotonic()  # liveness: the loop turns
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a broker hiccup must not end the notifier
                 log.exception("notifier: fetch failed; retrying")
+                self.last_poll_at = time.monotonic()  # a broker down is unreadiness, not a hung loop
                 await asyncio.sleep(1.0)
                 continue
             self.ingest(itertools.chain.from_iterable(batches.values()))
@@ -103,6 +126,7 @@ class Notifier(AlertDelivery):
             log.warning("notifier: commit of %s failed: %s", offsets, e)
             return
         self.committed(offsets)
+        self._committed.update(offsets)
 
     async def _commit_every(self) -> None:
         async for _ in self.itertimer(self.commit_s, name="notifier-commit"):

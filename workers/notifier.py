@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 import mode
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from contracts.settings import Settings
 from workers.alerting import cloudevents
@@ -27,7 +28,11 @@ from workers.alerting.sinks.factory import SinkContext, sink_factory
 from workers.alerting.sinks.kafka_sink import Produce
 from workers.alerting.sinks.netguard import AddressGuard
 from workers.alerting.sinks.sse import SseBroadcaster
+from workers.redis_client import async_redis
 from workers.alerting.store import AlertConfigStore
+from workers.health import Health
+from workers.metrics import ProbeCollector
+from workers.notifier_metrics import NotifierMetrics
 
 log = logging.getLogger("babelwatch.notifier")
 
@@ -111,6 +116,13 @@ class AlertDelivery(mode.Service):
         self.skipped = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        # observability (workers/notifier_metrics.py, workers/health.py): read by /metrics, /live, /ready
+        self.registry = CollectorRegistry()
+        self.metrics = NotifierMetrics(self.registry, self, lag=self.lag)
+        self.health = Health(settings.stall_after_s)
+        self.registry.register(ProbeCollector(self.live, lambda: self.health.readiness(self.joined)))
+        self.joined = False  # the consumer group gave this member its assignment (maybe empty)
+        self.last_poll_at: float | None = None  # monotonic time the consumer last returned (records or not)
 
     # ------------------------------------------------------------------------------------ lifetime
 
@@ -123,14 +135,14 @@ class AlertDelivery(mode.Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        self.redis = aioredis.from_url(s.redis_url)
+        self.redis = async_redis(s)  # TLS/ACL from Settings
         await self.redis.ping()
         ctx = SinkContext(
             guard=self.guard, produce=self.produce, broadcaster=self.broadcaster,
             dead_letter=self._dead_letter, generator_url=s.alerting_generator_url, clock=self.clock,
         )
         self.dispatcher = Dispatcher(sink_factory(ctx), ledger=DeliveryLedger(self.redis, s.redis_prefix),
-                                     on_undelivered=self._undelivered)
+                                     on_undelivered=self._undelivered, on_outcome=self.metrics.outcome)
         self.router = Router(
             clock=self.clock, on_groups=self._on_groups, config_store=AlertConfigStore(self.redis, s.redis_prefix),
             refresh_s=self.refresh_s, tick_s=self.tick_s, resolve_unconfirmed=True,
@@ -191,6 +203,18 @@ class AlertDelivery(mode.Service):
     def revoked(self, partitions: Iterable[Partition]) -> None:
         """Partitions taken away; their records in flight hold back their copies read again."""
         self.offsets.forget(partitions)
+
+    def lag(self) -> dict[Partition, int]:
+        """Records behind, per assigned partition (the Kafka side knows; none here)."""
+        return {}
+
+    def live(self):
+        """Alive while the consume loop keeps returning (it does every fetch wait, records or not)."""
+        return self.health.liveness(1, self.last_poll_at)
+
+    def ready(self, redis_ok: bool):
+        self.health.dependency("redis", redis_ok)
+        return self.health.readiness(self.joined)
 
     def _seen_recently(self, event_id: str) -> bool:
         if event_id in self._recent_ids:

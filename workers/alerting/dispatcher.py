@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
@@ -35,6 +36,8 @@ _STOP = object()
 SinkFactory = Callable[[object], Sink]
 # (lane key, receiver, notification, error): record a notification given up on
 OnUndelivered = Callable[[str, object, NotificationGroup, str], Awaitable[None]]
+# (receiver, outcome: delivered|failed|skipped|dropped, seconds the lane spent on it or None): metrics
+OnOutcome = Callable[[object, str, "float | None"], None]
 
 
 @dataclass
@@ -61,7 +64,7 @@ def lane_key(route_id: str, receiver_name: str) -> str:
 class Dispatcher(mode.Service):
     def __init__(self, sink_factory: SinkFactory, queue_size: int = 256, send_timeout_s: float | None = None, *,
                  ledger=None, on_undelivered: OnUndelivered | None = None, drain_timeout_s: float = 5.0,
-                 **service_kwargs) -> None:
+                 on_outcome: OnOutcome | None = None, **service_kwargs) -> None:
         super().__init__(**service_kwargs)
         self.sink_factory = sink_factory
         self.queue_size = queue_size
@@ -69,6 +72,7 @@ class Dispatcher(mode.Service):
         self.drain_timeout_s = drain_timeout_s
         self.ledger = ledger  # a workers.alerting.ledger.DeliveryLedger, or None: no redelivery filter
         self.on_undelivered = on_undelivered
+        self.on_outcome = on_outcome
         self.lanes: dict[str, _Lane] = {}
         self._retired: set[asyncio.Task] = set()
         self._giving_up: set[asyncio.Task] = set()
@@ -106,6 +110,7 @@ class Dispatcher(mode.Service):
                         oldest = lane.queue.get_nowait()
                         lane.queue.task_done()
                         lane.stats.dropped += 1
+                        self._report(lane.receiver, "dropped", None)
                         log.warning("receiver %s is behind: oldest notification dropped", lane.key)
                         self._give_up_later(lane, oldest, "receiver queue full: dropped")
                     except asyncio.QueueEmpty:
@@ -162,7 +167,12 @@ class Dispatcher(mode.Service):
                 try:
                     if item is _STOP:
                         return
+                    before, t0 = (lane.stats.sent, lane.stats.failed, lane.stats.skipped), time.monotonic()
                     await self._deliver(lane, None if start_error else sink, item, start_error)
+                    after = (lane.stats.sent, lane.stats.failed, lane.stats.skipped)
+                    for outcome, b, a in zip(("delivered", "failed", "skipped"), before, after):
+                        if a > b:
+                            self._report(lane.receiver, outcome, time.monotonic() - t0)
                 finally:
                     lane.queue.task_done()
         finally:
@@ -205,6 +215,13 @@ class Dispatcher(mode.Service):
             except Exception:  # noqa: BLE001 - delivered all the same; a redelivery may repeat it
                 log.exception("receiver %s: could not record the delivery of %s", lane.key, group.group_key)
         _release(group)
+
+    def _report(self, receiver, outcome: str, seconds: float | None) -> None:
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(receiver, outcome, seconds)
+            except Exception:  # noqa: BLE001 - metrics never fail a delivery
+                log.exception("on_outcome failed")
 
     async def _give_up(self, lane: _Lane, group: NotificationGroup, error: str) -> None:
         if self.on_undelivered is not None:
