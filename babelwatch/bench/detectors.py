@@ -7,6 +7,8 @@ Streams, scoring and the detectors compared: docs/detectors.md#bench
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import statistics
 import time
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from babelwatch.bench.story_burst import evaluate as story_burst_evaluate, run as story_burst
 from workers.detectors.base import ClosedWindow
 from workers.detectors.registry import (
     CusumSpec, DetectorConfig, TopicProfile, VolumeSpikeSpec, build_detectors,
@@ -251,12 +254,33 @@ def format_report(rep: Report) -> str:
     return "\n".join(lines)
 
 
-def run(seed: int = 0, n_streams: int = 50, days: int = 4) -> int:
+def report_json(rep: Report, days: int, seed: int) -> dict:
+    """The table as data (``babelwatch bench detectors --json``)."""
+    rows = []
+    for det in rep.detectors:
+        for kind in KINDS:
+            c = rep.cells.get((det, kind))
+            if c is not None:
+                rows.append({"detector": det, "kind": kind, "target": kind in rep.targets.get(det, ()),
+                             "episodes": c.episodes, "recall": c.recall, "precision": c.precision,
+                             "delay_mean": c.mean_delay, "delay_median": c.median_delay,
+                             "false_alarms_per_1k": round(c.fa_per_1k, 4)})
+    return {"streams": rep.n_streams, "days": days, "windows": rep.n_windows, "window_s": WINDOW_S, "seed": seed,
+            "seconds": round(rep.seconds, 2), "detectors": rows}
+
+
+def run(seed: int = 0, n_streams: int = 50, days: int = 4, as_json: bool = False) -> int:
     rep = evaluate(seed=seed, n_streams=n_streams, days=days)
+    if as_json:
+        out = report_json(rep, days, seed)
+        out["story_burst"] = dataclasses.asdict(story_burst_evaluate(seed))  # issue 14: stories, not windows
+        print(json.dumps(out))
+        return 0
     print(
         f"detector benchmark: {rep.n_streams} streams x {days} days of {WINDOW_S}s windows"
         f" ({rep.n_windows} windows, first day of each stream is warm-up), seed {seed}"
     )
     print(format_report(rep))
     print(f"({rep.seconds:.1f}s)")
+    story_burst(seed)  # issue 14: stories, not windows
     return 0

@@ -7,11 +7,20 @@ def register(sub) -> None:
     msub = p.add_subparsers(dest="model", required=True)
     m = msub.add_parser("build", help="build the fusion model (convert, embed, train, export; cached) and link it")
     m.add_argument("--force", action="store_true")
+    m.add_argument("--json", action="store_true", help="print {\"artifact\": PATH, \"seconds\": S} when done")
     m.set_defaults(run=build)
 
 
 def build(args, settings) -> int:
+    import json
+    import time
+
+    from babelwatch.cli.progress import build_steps
     from fusion_model.build import build_and_link
 
-    build_and_link(force=args.force)
+    t0 = time.monotonic()
+    with build_steps():
+        artifact = build_and_link(force=args.force)
+    if args.json:
+        print(json.dumps({"artifact": str(artifact), "seconds": round(time.monotonic() - t0, 1)}))
     return 0

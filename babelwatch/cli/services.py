@@ -36,7 +36,7 @@ def api(args, settings) -> int:
     from babelwatch.api.app import create_app
 
     uvicorn.run(create_app(settings), host=args.host or settings.api_host, port=args.port or settings.api_port,
-                log_level="warning")
+                log_level="warning", log_config=None)  # None: uvicorn logs through babelwatch.logs (logfmt/JSON)
     return 0
 
 

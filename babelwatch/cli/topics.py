@@ -11,6 +11,7 @@ def register(sub) -> None:
     p.add_argument("file", nargs="?", default=str(SAMPLE))
     p.add_argument("--rate", type=float, default=0.0, help="events/s, 0 = as fast as possible")
     p.add_argument("--topic", default="events")
+    p.add_argument("--json", action="store_true", help="print {\"topic\", \"sent\", \"seconds\"} when done")
     p.set_defaults(run=produce)
 
     p = sub.add_parser("tail", help="print a topic's records: events, scored, alerts, deadletter or a name")
@@ -31,9 +32,25 @@ def topic_name(settings, name: str) -> str:
 
 
 def produce(args, settings) -> int:
+    import json
+    import time
+
+    from babelwatch.cli.errors import USAGE
+    from babelwatch.cli.progress import counter
     from babelwatch.replay import replay
 
-    replay(Path(args.file), settings, topic_name(settings, args.topic), rate=args.rate)
+    path = Path(args.file)
+    try:
+        total = sum(1 for line in path.read_bytes().splitlines() if line.strip())
+    except OSError as e:
+        print(f"babelwatch: error: cannot read {path}: {e.strerror or e}", file=__import__("sys").stderr)
+        return USAGE
+    topic = topic_name(settings, args.topic)
+    t0 = time.monotonic()
+    with counter(f"produce -> {topic}", total) as advance_to:
+        sent = replay(path, settings, topic, rate=args.rate, progress_every=0, on_sent=advance_to)
+    if args.json:
+        print(json.dumps({"topic": topic, "sent": sent, "seconds": round(time.monotonic() - t0, 3)}))
     return 0
 
 

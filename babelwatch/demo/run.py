@@ -26,6 +26,7 @@ from babelwatch.localstack.triton import SERVED_MODELS
 from babelwatch.localstack.worker_process import WorkerProcess
 from contracts.keys import RedisKeys
 from contracts.settings import Settings
+from workers.alerting.story_notes import render_stories
 from stream import clients
 
 log = logging.getLogger("babelwatch.demo")
@@ -99,15 +100,20 @@ def up(settings: Settings, with_worker: bool = True, api_port: int | None = None
             worker = WorkerProcess(run_dir, worker_env(stack)).start() if with_worker else None
             notifier.wait_ready()
             print(
-                "\nbabelwatch is up. In another shell:\n"
+                f"\nbabelwatch is up. Dashboard: {notifier.url}/ (it asks for the API token once)\n"
+                "In another shell:\n"
                 f"  export BABELWATCH_BROKER_URL=kafka://{stack.bootstrap}\n"
                 f"  export BABELWATCH_REDIS_URL={stack.redis_url}\n"
                 f"  export BABELWATCH_TRITON_URL={stack.triton_grpc_url}\n"
                 "  babelwatch produce            # the sample stream\n"
                 "  babelwatch tail alerts\n"
+                "  babelwatch status             # lag, groups, dead letters, alerts, health\n"
                 + _token_hint(tokens_file) +
                 f'  curl -N -H "Authorization: Bearer $BABELWATCH_API_TOKEN" {notifier.url}/v1/alerts/stream'
                 f"     # live alerts (API docs: {notifier.url}/docs)\n"
+                f"metrics: worker http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics, "
+                f"notifier {notifier.url}/metrics, triton http://127.0.0.1:{stack.triton.metrics_port}/metrics"
+                f" (README: Observability)\n"
                 f"logs: {run_dir}\nCtrl-C stops everything.",
                 flush=True,
             )
@@ -210,7 +216,8 @@ def _render(rows: list[dict], outputs: Outputs, sent: int, window_s: int):
             ("[bold red]" if sev == "critical" else "[yellow]") + sev,
             escape(lab.get("detector", "")),
             escape(f"{lab.get('topic', '')} [{lab.get('language', '')}] {lab.get('stage', '')}"),
-            escape(str(data.get("annotations", {}).get("summary", ""))),
+            escape("\n".join(filter(None, (str(data.get("annotations", {}).get("summary", "")),
+                                            render_stories(data.get("annotations", {}).get("stories")))))),
         )
     dead = ", ".join(f"{k}={v}" for k, v in outputs.dead.items()) or "none"
     return Group(table, alerts, f"dead letters: {dead}")
@@ -249,7 +256,8 @@ def demo(settings: Settings, file: Path, rate: float = 8.0, window_s: int = 5, t
         except BaseException:
             notifier.stop()
             raise
-        console.print(f"API and live alerts: {notifier.url}/v1/alerts/stream (docs {notifier.url}/docs)"
+        console.print(f"Dashboard: {notifier.url}/  API and live alerts: {notifier.url}/v1/alerts/stream "
+                      f"(docs {notifier.url}/docs)"
                       + (f"; token: the third field of {tokens_file}" if tokens_file else ""), soft_wrap=True)
         local = clients.for_broker(settings, stack.bootstrap)
         outputs, stop = Outputs(), threading.Event()

@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import shutil
 import struct
 import sys
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from contracts.settings import setting  # BABELWATCH_* through the one settings class
 
 log = logging.getLogger("babelwatch.model.encoders")
 
@@ -44,7 +44,7 @@ PASSAGE_PREFIX = "passage: "
 
 # --------------------------------------------------------------------------- locations
 def cache_root() -> Path:
-    env = os.environ.get("BABELWATCH_ENCODER_CACHE")
+    env = setting("encoder_cache")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "babelwatch" / "encoders"
 
 

@@ -31,7 +31,7 @@ class SinkContext:
 def build_sink(receiver, ctx: SinkContext) -> Sink:
     if isinstance(receiver, WebhookReceiver):
         return WebhookSink(receiver, ctx.guard, secrets=ctx.secrets, dead_letter=ctx.dead_letter,
-                           source=ctx.source, clock=ctx.clock)
+                           source=ctx.source, generator_url=ctx.generator_url, clock=ctx.clock)
     if isinstance(receiver, AlertmanagerReceiver):
         return AlertmanagerSink(receiver, ctx.guard, dead_letter=ctx.dead_letter, generator_url=ctx.generator_url,
                                 extra_labels=ctx.alertmanager_extra_labels, clock=ctx.clock)
