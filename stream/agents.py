@@ -1,17 +1,21 @@
-"""The Faust topology: agent `process` runs each micro-batch of raw events through the pipeline
-(workers.pipeline) and produces its outputs; agent `detect` judges closed windows. Alert
-notifications and closed windows leave through Redis outboxes drained here. Why one agent, and the
-delivery guarantees: docs/design.md."""
+"""The worker's topology: the events topic's batch source (stream/batches.py) hands each fetched
+batch to ``process``, which runs it through the pipeline (workers.pipeline) and produces its
+outputs; the Faust agent ``detect`` judges closed windows (low volume). Alert notifications and
+closed windows leave through Redis outboxes drained here. ``runtime`` and ``source`` are the
+module-level handles (health and metrics attach to them). Guarantees: docs/design.md."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import orjson
 
 from stream import records, topics
 from stream.app import app, settings
 from stream.admin import TopicIds
+from stream.batches import BatchSource
+from stream.observe import WorkerObserver
 from workers.runtime import PipelineRuntime
 from workers.validate import Origin
 from workers.pipeline import BatchResult, RawRecord
@@ -76,33 +80,79 @@ runtime = WorkerRuntime(settings, send_alerts=_send_alerts, describe_topics=Topi
 app.service(runtime)
 
 
-@app.agent(topics.events)
-async def process(stream):
+async def _before_events() -> None:
     await runtime.ready.wait()
     # what a worker killed between a Redis commit and its Kafka send left behind goes out first
     await _drain_alerts()
     await _drain_closed()
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
-        batch = [
-            RawRecord(e.message.value or b"", Origin(e.message.topic, e.message.partition, e.message.offset))
-            for e in events
-        ]
-        # bad records are dead-lettered one by one inside; what still fails is the system's, so the
-        # batch waits and is retried whole: never acknowledged unprocessed, never a crashed agent
-        await until_done(lambda: _process(runtime, batch), "process batch")
 
 
-async def _process(rt: PipelineRuntime, batch: list[RawRecord]) -> None:
+async def _events_assigned(assigned) -> None:
+    if runtime.lifetimes is not None:
+        # a group join after a broker restart: learn the topics' lifetimes before records flow
+        try:
+            await runtime.lifetimes.refresh({tp.topic for tp in assigned})
+        except Exception as exc:  # the check runs again when a partition's offsets go backwards
+            log.warning("topic ids not refreshed on assignment: %s", exc)
+
+
+async def process(batch: list[RawRecord]) -> BatchResult:
+    """The events agent: one fetched batch in, its outputs acknowledged by the broker out."""
+    return await _process(runtime, batch)
+
+
+# The hot topic: a batch source, not a Faust agent (stream/batches.py: why, and its guarantees).
+# Its own consumer group: Faust's group speaks Faust's assignor protocol, which aiokafka members
+# cannot join; partitions this group never committed start from the Faust group's commits.
+source = BatchSource(
+    settings, settings.topic_events, process, group=settings.events_group or f"{settings.app_id}-events",
+    legacy_group=settings.app_id, batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s,
+    before_start=_before_events, on_assigned=_events_assigned,
+)
+app.service(source)
+# /metrics, /live, /ready (docs/design.md: observability); it adds itself to source.observers
+app.service(WorkerObserver(settings, source))
+
+
+class StageLog:
+    """A batch observer: every ``every_s`` seconds, one log line with µs per event of each stage
+    (the batches' own timers; bench/RESULTS.md reads them next to py-spy)."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        self.every_s = every_s
+        self._sums: dict[str, float] = {}
+        self._events = 0
+        self._since = time.monotonic()
+
+    def __call__(self, result: BatchResult | None, n: int, took: float) -> None:
+        self._events += n
+        sums = self._sums
+        sums["batch"] = sums.get("batch", 0.0) + took
+        for stage, secs in (result.timings if result is not None else {}).items():
+            sums[stage] = sums.get(stage, 0.0) + secs
+        if time.monotonic() - self._since >= self.every_s and self._events:
+            log.info("stages, µs/event over %d events: %s", self._events,
+                     " ".join(f"{k}={v / self._events * 1e6:.1f}" for k, v in sums.items()))
+            self._sums, self._events, self._since = {}, 0, time.monotonic()
+
+
+source.observers.append(StageLog())
+
+
+async def _process(rt: PipelineRuntime, batch: list[RawRecord]) -> BatchResult:
     result: BatchResult = await rt.processor.process_isolated(batch)
-    await _send_all(
-        [(settings.topic_deadletter, d) for d in result.dead]
-        + [(settings.topic_scored, s) for s in result.scored]
-        + [(settings.topic_late, s) for s in result.late]
+    t0 = time.perf_counter()
+    await source.sender.send(
+        [(settings.topic_deadletter, records.key_of(d), records.encode(d)) for d in result.dead]
+        + [(settings.topic_scored, s.topic.encode(), records.encode(s)) for s in result.scored]
+        + [(settings.topic_late, s.topic.encode(), records.encode(s)) for s in result.late]
     )
+    result.timings["produce"] = time.perf_counter() - t0
     if result.alerts:
         await _drain_alerts()
     if result.outbox:
         await _drain_closed()
+    return result
 
 
 async def _send_closed(items: list[bytes]) -> None:
@@ -134,11 +184,6 @@ async def _detect(rt: PipelineRuntime, batch: list[RawRecord]) -> None:
 
 @app.on_partitions_assigned.connect
 async def _assigned(app, assigned, **kwargs) -> None:
-    if runtime.ready.is_set() and runtime.lifetimes is not None:
-        # a group join after a broker restart: learn the topics' lifetimes before records flow
-        try:
-            await runtime.lifetimes.refresh({tp.topic for tp in assigned if tp.topic == settings.topic_events})
-        except Exception as exc:  # the check runs again when a partition's offsets go backwards
-            log.warning("topic ids not refreshed on assignment: %s", exc)
-    # launchers wait for this line: an open port or a started process is not readiness
-    log.info("partitions assigned: %d", len(assigned))
+    # Faust's own group now reads only the closed-window topic (the readiness line, "partitions
+    # assigned", is the batch source's)
+    log.info("detect stage: %d closed-window partition(s)", len(assigned))

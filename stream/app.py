@@ -11,6 +11,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from contracts.settings import get_settings
+from stream.clients import faust_credentials
 
 settings = get_settings()
 
@@ -56,7 +57,8 @@ app = BabelwatchApp(
     store="memory://",
     value_serializer="raw",
     key_serializer="raw",
-    topic_replication_factor=1,
+    topic_replication_factor=settings.topic_replication_factor,
+    broker_credentials=faust_credentials(settings),  # TLS/SASL from Settings (stream/clients.py)
     topic_partitions=settings.topic_partitions,
     table_standby_replicas=0,
     broker_session_timeout=10,
