@@ -82,10 +82,11 @@ def _details(exc: BaseException) -> list[dict]:
 class _Answers:
     """Turns batches of input lines into answer rows; counts the lines that got no score."""
 
-    def __init__(self, validator: EventValidator, langid, scorer) -> None:
+    def __init__(self, validator: EventValidator, langid, scorer, stories=None) -> None:
         self.validator = validator
         self.langid = langid
         self.scorer = scorer
+        self.stories = stories  # a workers.stories.StoryAssigner, or None (no "story" field)
         self.failures = 0
 
     async def batch(self, lines: Sequence[Line]) -> list[dict]:
@@ -95,8 +96,27 @@ class _Answers:
         by_line.update((n, exc) for (n, _), exc in failed)
         items = [(n, by_line[n]) for n, _ in lines]
         inputs = [item[1] for _, item in items if isinstance(item, tuple)]
-        scored = iter(await score_isolated(self.scorer, inputs) if inputs else [])
-        return [self._row(n, item, scored) for n, item in items]
+        scored = list(await score_isolated(self.scorer, inputs) if inputs else [])
+        rows = [self._row(n, item, it) for (n, item), it in zip(items, _spread(items, scored))]
+        if self.stories is not None:
+            await self._add_stories(rows, items, scored)
+        return rows
+
+    async def _add_stories(self, rows: list[dict], items, scored: list) -> None:
+        """``story`` on every row, in input order as the stream assigns them (None: no story)."""
+        from workers.stories import StoryItem
+
+        picked = [(row, item[0], r) for row, (_, item), r in zip(rows, items, _spread(items, scored))
+                  if isinstance(item, tuple) and isinstance(r, ScoreOutput)]
+        ids = await self.stories.assign([
+            StoryItem(event.topic, None, event.id, row["lang"], event.text,
+                      r.probabilities["positive"] - r.probabilities["negative"], r.embedding, event.ts,
+                      str(event.meta.get("url") or event.meta.get("link") or event.source))
+            for row, event, r in picked])
+        for row in rows:
+            row["story"] = None
+        for (row, _, _), sid in zip(picked, ids):
+            row["story"] = sid
 
     async def _prepare(self, lines: Sequence[Line]) -> list[tuple[int, tuple[Event, ScoreInput] | DeadLetter]]:
         checked = [self.validator.validate(raw) for _, raw in lines]
@@ -105,7 +125,7 @@ class _Answers:
         return [(n, (c, ScoreInput(c.text, c.image_bytes(), next(langs))) if isinstance(c, Event) else c)
                 for (n, _), c in zip(lines, checked)]
 
-    def _row(self, line_no: int, item, scored: Iterator[ScoreOutput | Exception]) -> dict:
+    def _row(self, line_no: int, item, r: ScoreOutput | Exception | None) -> dict:
         if isinstance(item, Exception):  # the validator or the language step failed on this line
             self.failures += 1
             return {"line": line_no, "id": None, "error": "processing_failed", "details": _details(item)}
@@ -113,7 +133,6 @@ class _Answers:
             self.failures += 1
             return {"line": line_no, "id": item.event_id, "error": item.reason, "details": item.errors}
         event, x = item
-        r = next(scored)
         if isinstance(r, Exception):
             self.failures += 1
             return {"line": line_no, "id": event.id, "lang": x.lang, "error": "scoring_failed",
@@ -124,6 +143,12 @@ class _Answers:
         if r.error:
             row["error"] = r.error
         return row
+
+
+def _spread(items, scored: list) -> Iterator:
+    """The scores of the rows that were scored, None for the others, one per item in order."""
+    it = iter(scored)
+    return (next(it) if isinstance(item, tuple) else None for _, item in items)
 
 
 def _lines(inp: IO[bytes]) -> Iterator[Line]:
@@ -139,7 +164,7 @@ def _batches(lines: Iterable[Line], size: int) -> Iterator[list[Line]]:
 
 
 async def _run(settings: Settings, inp: IO[bytes], out: IO[bytes], triton: str | None, batch_size: int,
-               scorer=None) -> int:
+               scorer=None, stories: bool = False) -> int:
     validator = EventValidator(Limits(max_text_chars=settings.max_text_chars,
                                       max_image_bytes=settings.max_image_bytes), settings.max_event_bytes,
                                settings.max_future_s, ImageLimits.from_settings(settings))
@@ -156,7 +181,13 @@ async def _run(settings: Settings, inp: IO[bytes], out: IO[bytes], triton: str |
 
         scorer = InProcessScorer(settings.triton_repo / "fusion" / "1" / "artifact",
                                  limits=ImageLimits.from_settings(settings))
-    answers = _Answers(validator, langid, scorer)
+    assigner = None
+    if stories:  # in-process, no Redis: the same rules as the worker's store (workers/stories)
+        from workers.stories import StoryRules
+        from workers.stories.memory import InMemoryStories
+
+        assigner = InMemoryStories(StoryRules.from_settings(settings))
+    answers = _Answers(validator, langid, scorer, assigner)
     try:
         for batch in _batches(_lines(inp), batch_size):
             for row in await answers.batch(batch):
@@ -169,6 +200,8 @@ async def _run(settings: Settings, inp: IO[bytes], out: IO[bytes], triton: str |
 
 
 def score(settings: Settings, triton: str | None = None, batch_size: int = 32,
-          inp: IO[bytes] | None = None, out: IO[bytes] | None = None) -> int:
-    """Exit code 0 when every line scored, 3 when some lines were invalid (all lines still answered)."""
-    return asyncio.run(_run(settings, inp or sys.stdin.buffer, out or sys.stdout.buffer, triton, batch_size))
+          inp: IO[bytes] | None = None, out: IO[bytes] | None = None, stories: bool = False) -> int:
+    """Exit code 0 when every line scored, 3 when some lines were invalid (all lines still answered).
+    ``stories``: each line also gets ``story``, assigned over the lines in order (docs/design.md "Stories")."""
+    return asyncio.run(_run(settings, inp or sys.stdin.buffer, out or sys.stdout.buffer, triton, batch_size,
+                            stories=stories))

@@ -114,6 +114,43 @@ class RedisKeys:
         """Counter bumped with every change of routes or silences."""
         return f"{self.prefix}:alerting:version"
 
+    # --- stories (workers/stories/, stories.lua; docs/design.md "Stories") --------------------
+    # The ledger entries of stories live in ``offsets`` too, as ``<source>|stories|<topic>``: the
+    # topic lifetime handling (workers/lifetimes.py) renames and drops them with the windows' entries.
+    # One per partition AND topic: a topic's batch is applied by its own script call, so another
+    # topic's events of the same partition (lower offsets, same batch) must not look redelivered.
+
+    @staticmethod
+    def story_source(source: str, topic: str) -> str:
+        """The offset-ledger field of one topic's story assignments from one partition."""
+        return f"{source}|stories|{topic}"
+
+    @property
+    def story_centers(self) -> str:
+        """Hash language -> running sum of its embeddings (float32 bytes), ``<lang>#n`` -> count."""
+        return f"{self.prefix}:st:centers"
+
+    def story_index(self, topic: str) -> str:
+        """Sorted set story id -> its last event time (active stories of a topic)."""
+        return f"{self.prefix}:st:{topic}:index"
+
+    def story_versions(self, topic: str) -> str:
+        """Sorted set story id -> the topic version that last changed it (workers' caches sync by it)."""
+        return f"{self.prefix}:st:{topic}:changed"
+
+    def story_sums(self, topic: str) -> str:
+        """Hash story id -> sum of its members' unit embeddings (float32 little-endian bytes)."""
+        return f"{self.prefix}:st:{topic}:sums"
+
+    def story_meta(self, topic: str) -> str:
+        """Hash story id -> the story's JSON (times, counts and sentiment per language, representatives)."""
+        return f"{self.prefix}:st:{topic}:meta"
+
+    def story_state(self, topic: str) -> str:
+        """Hash of a topic's story bookkeeping: ``version`` (bumped per applied batch), ``now``
+        (newest event time seen)."""
+        return f"{self.prefix}:st:{topic}:state"
+
     # --- helpers ----------------------------------------------------------------------------
 
     @staticmethod

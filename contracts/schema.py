@@ -154,6 +154,8 @@ class Scored(BaseModel):
     model: str
     ts: float
     scored_at: float
+    story: str | None = Field(None, description="the cross-lingual story the event joined (docs/design.md "
+                              "\"Stories\"); None without a text embedding or with stories disabled")
 
 
 class DeadLetter(BaseModel):

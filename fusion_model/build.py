@@ -25,16 +25,18 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from contracts.settings import setting  # BABELWATCH_* through the one settings class
 
 log = logging.getLogger("babelwatch.model")
 
-RECIPE_VERSION = "1"  # bump when this file changes what is built (split, card, steps)
+RECIPE_VERSION = "2"  # bump when this file changes what is built (split, card, steps); 2: embedding_centers.json
 LATEST = "LATEST"
 # the modules whose code shapes the artifact's numbers; a change in them means a new version
 _SHAPING_MODULES = ("preprocess.py", "encoders.py", "fusion.py", "data.py", "synthetic.py", "train.py", "export.py")
@@ -42,7 +44,7 @@ KEEP_DEFAULT = 2  # artifacts kept in the cache root after a build ($BABELWATCH_
 
 
 def model_cache_root() -> Path:
-    env = os.environ.get("BABELWATCH_MODEL_CACHE")
+    env = setting("model_cache")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "babelwatch" / "models"
 
 
@@ -65,10 +67,10 @@ class BuildConfig:
     @classmethod
     def from_env(cls, **overrides) -> "BuildConfig":
         cfg = cls(**overrides)
-        if "text_encoder" not in overrides and os.environ.get("BABELWATCH_TEXT_ENCODER"):
-            cfg.text_encoder = os.environ["BABELWATCH_TEXT_ENCODER"]
-        if "image_encoder" not in overrides and os.environ.get("BABELWATCH_IMAGE_ENCODER"):
-            cfg.image_encoder = os.environ["BABELWATCH_IMAGE_ENCODER"]
+        if "text_encoder" not in overrides and setting("text_encoder"):
+            cfg.text_encoder = setting("text_encoder")
+        if "image_encoder" not in overrides and setting("image_encoder"):
+            cfg.image_encoder = setting("image_encoder")
         return cfg
 
     def shaping(self) -> dict:
@@ -124,7 +126,7 @@ def encoder_fingerprints(cfg: BuildConfig) -> tuple[str, str]:
 
 def _threads(cfg: BuildConfig) -> int:
     """Encoder threads: the config, else $BABELWATCH_MODEL_THREADS, else min(2, cores)."""
-    env = os.environ.get("BABELWATCH_MODEL_THREADS", "")
+    env = str(setting("model_threads") or "")
     return cfg.threads or (int(env) if env.isdigit() and int(env) > 0 else max(1, min(2, os.cpu_count() or 1)))
 
 
@@ -228,6 +230,7 @@ _lock = file_lock  # one implementation: fusion_model/cachedir.py
 def _build(cfg: BuildConfig, examples, version: str, fp: str, out_dir: Path, text_fp: str, image_fp: str,
            data_fp: str, t_start: float) -> Path:
     from fusion_model.export import write_artifact
+    from fusion_model.serving import CENTERS_FILE, embedding_centers, write_centers
     from fusion_model.train import TrainConfig, save_fusion, train_fusion
 
     root = out_dir.parent
@@ -256,12 +259,15 @@ def _build(cfg: BuildConfig, examples, version: str, fp: str, out_dir: Path, tex
     with _step("export"):
         def save_extra(d: Path) -> None:
             save_fusion(fusion, d / "fusion.pt", {"version": version, "fingerprint": fp})
+            # per-language means of the training texts' embeddings: the served EMBEDDING is taken
+            # relative to its language's (docs/design.md "Stories")
+            write_centers(d / CENTERS_FILE, embedding_centers(text_emb, langs))
 
         write_artifact(out_dir, text_encoder=text_encoder, image_encoder=image_encoder, fusion=fusion, card=card,
                        verify_texts=verify_texts, verify_images=verify_images, fingerprint=fp, bench=cfg.bench,
                        bench_texts=short or verify_texts, save_extra=save_extra)
     (root / LATEST).write_text(out_dir.name + "\n")
-    prune(root, keep=int(os.environ.get("BABELWATCH_MODEL_KEEP", KEEP_DEFAULT)), protect=out_dir)
+    prune(root, keep=int(setting("model_keep", KEEP_DEFAULT)), protect=out_dir)
     sizes = {p.name: p.stat().st_size for p in out_dir.iterdir() if p.is_file()}
     log.info("built %s in %.1f s (model.onnx %.1f MB)", out_dir, time.perf_counter() - t_start,
              sizes.get("model.onnx", 0) / 1e6)
@@ -358,6 +364,9 @@ def link_dir(target: Path, link: Path) -> Path:
     return link
 
 
+ARTIFACT_MODELS = ("fusion", "fusion_preprocess")  # the models whose version 1 holds the artifact
+
+
 def link_artifact(artifact: Path, models: Path) -> Path:
     for model in ("fusion_preprocess",):
         link_dir(artifact, models / model / "1" / "artifact")
@@ -375,6 +384,28 @@ def build_and_link(force: bool = False) -> Path:
     return Path(artifact)
 
 
+def export_repository(out: Path, models: tuple[str, ...] = ("fusion",), artifact: Path | None = None) -> Path:
+    """A self-contained Triton model repository at ``out``: ``models`` copied from the source
+    repository with every ``artifact`` link replaced by a real copy of the built artifact, so a
+    container (or a Kubernetes volume) that mounts ``out`` needs nothing from this machine's cache.
+    Written next to ``out`` and renamed into place: a half-written repository is never seen."""
+    from contracts.settings import get_settings
+
+    src, out = get_settings().triton_repo, Path(out)
+    artifact = Path(artifact or latest_artifact() or build())
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for model in models:
+        shutil.copytree(src / model, tmp / model, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "artifact", "*.tmp"))
+        if model in ARTIFACT_MODELS:
+            shutil.copytree(artifact, tmp / model / "1" / "artifact")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Build the babelwatch fusion model artifact (cached).")
     ap.add_argument("--force", action="store_true", help="rebuild even if an artifact for these inputs exists")
@@ -382,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image-encoder", default=None, help="efficientnet-lite0 (default), HF name or dir")
     ap.add_argument("--no-bench", action="store_true", help="skip the throughput benchmark")
     ap.add_argument("-q", "--quiet", action="store_true")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="also write a self-contained Triton model repository (real files, no links) here")
+    ap.add_argument("--models", default="fusion", help="models the --out repository holds, comma-separated")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -392,7 +426,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides["image_encoder"] = args.image_encoder
     if args.no_bench:
         overrides["bench"] = False
-    print(build(force=args.force, config=BuildConfig.from_env(**overrides)))
+    artifact = build(force=args.force, config=BuildConfig.from_env(**overrides))
+    if args.out is not None:
+        models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+        print(export_repository(args.out, models, Path(artifact)))
+    else:
+        print(artifact)
     return 0
 
 

@@ -37,6 +37,7 @@ from fusion_model.preprocess import (
     Batch,
     Preprocessor,
 )
+from fusion_model.serving import EMBEDDING_OUTPUT  # the extra output of a model exported with_embedding
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,14 @@ def export_onnx(model: FusionModel, path: Path, feeds: dict[str, np.ndarray], op
     path = Path(path)
     model.eval()
     args = tuple(torch.from_numpy(feeds[k]) for k in INPUT_NAMES)
+    names = list(OUTPUT_NAMES) + ([EMBEDDING_OUTPUT] if getattr(model, "with_embedding", False) else [])
+    axes = {**DYNAMIC_AXES, **({EMBEDDING_OUTPUT: {0: "batch"}} if EMBEDDING_OUTPUT in names else {})}
     t0 = time.perf_counter()
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about Python-side shape branches
         torch.onnx.export(model, args, str(path), dynamo=False, opset_version=opset,
-                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                          dynamic_axes=DYNAMIC_AXES, do_constant_folding=True)
+                          input_names=list(INPUT_NAMES), output_names=names,
+                          dynamic_axes=axes, do_constant_folding=True)
     import onnx
 
     onnx.checker.check_model(str(path))
@@ -91,13 +94,19 @@ def ort_session(path: Path, threads: int = 1):
 def verify_onnx(model: FusionModel, session, batches: Sequence[dict[str, np.ndarray]], atol: float = 1e-4) -> dict:
     """onnxruntime vs torch on every batch; raises AssertionError beyond ``atol``."""
     model.eval()
-    worst_p = worst_g = 0.0
+    worst_p = worst_g = worst_e = 0.0
     rows = 0
     sizes = set()
     for feeds in batches:
         with torch.inference_mode():
-            p_ref, g_ref = model(*(torch.from_numpy(feeds[k]) for k in INPUT_NAMES))
+            ref = model(*(torch.from_numpy(feeds[k]) for k in INPUT_NAMES))
+        p_ref, g_ref = ref[:2]
         p, g = session.run(list(OUTPUT_NAMES), feeds)
+        if len(ref) > 2:  # the embedding output: same tolerance, rows with text only
+            e = session.run([EMBEDDING_OUTPUT], feeds)[0]
+            has_text = feeds["attention_mask"].sum(1) > 0
+            if has_text.any():
+                worst_e = max(worst_e, float(np.abs(e - ref[2].numpy())[has_text].max()))
         worst_p = max(worst_p, float(np.abs(p - p_ref.numpy()).max()))
         worst_g = max(worst_g, float(np.abs(g - g_ref.numpy()).max()))
         rows += len(p)
@@ -105,8 +114,9 @@ def verify_onnx(model: FusionModel, session, batches: Sequence[dict[str, np.ndar
         if not np.isfinite(p).all():
             raise AssertionError("non-finite probabilities from onnxruntime")
     report = {"rows": rows, "batches": len(batches), "batch_sizes": sorted(sizes),
-              "max_abs_diff_probs": worst_p, "max_abs_diff_gates": worst_g, "atol": atol}
-    if worst_p > atol or worst_g > atol:
+              "max_abs_diff_probs": worst_p, "max_abs_diff_gates": worst_g, "max_abs_diff_text_emb": worst_e,
+              "atol": atol}
+    if worst_p > atol or worst_g > atol or worst_e > atol:
         raise AssertionError(f"onnxruntime differs from torch: {report}")
     return report
 
@@ -209,7 +219,8 @@ def write_artifact(out_dir: Path, *, text_encoder, image_encoder, fusion: Fusion
                 "has_image": "FP32 [batch]: 1.0 = row has an image",
             },
             "outputs": {"probs": "FP32 [batch, 3] softmax over labels",
-                        "gates": "FP32 [batch, 2] alpha (text), beta (image)"},
+                        "gates": "FP32 [batch, 2] alpha (text), beta (image)",
+                        EMBEDDING_OUTPUT: "FP32 [batch, Dt] L2-normalised text embedding (rows without text: meaningless)"},
             "labels": list(LABELS),
         }
         (tmp / PREPROCESS_FILE).write_text(json.dumps(preprocess, indent=2, ensure_ascii=False) + "\n",
@@ -217,7 +228,7 @@ def write_artifact(out_dir: Path, *, text_encoder, image_encoder, fusion: Fusion
         (tmp / "labels.json").write_text(json.dumps(list(LABELS)) + "\n", encoding="utf-8")
         pre = Preprocessor.from_dir(tmp)
 
-        model = FusionModel(text_encoder.module(), image_encoder.module(), fusion).eval()
+        model = FusionModel(text_encoder.module(), image_encoder.module(), fusion, with_embedding=True).eval()
         export_onnx(model, tmp / "model.onnx", example_feeds(pre, verify_images))
         t0 = time.perf_counter()
         session = ort_session(tmp / "model.onnx", threads=max(1, min(2, os.cpu_count() or 1)))

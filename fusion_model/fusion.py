@@ -89,7 +89,9 @@ class FusionModel(nn.Module):
     """Encoders + fusion + softmax: the exported graph.
 
     forward(input_ids [B,T], attention_mask [B,T], pixel_values [N,3,H,W], has_image [B])
-    -> probs [B,3], gates [B,2].
+    -> probs [B,3], gates [B,2] (+ text_emb [B,Dt] with ``with_embedding``: the text encoder's
+    normalised embedding, already computed for the head, returned for story grouping at no extra cost;
+    meaningless in rows without text).
 
     ``pixel_values`` holds only the images of the rows with has_image = 1, in row order
     (N = has_image.sum(), possibly 0): the image encoder never runs on placeholders. A row whose
@@ -97,8 +99,9 @@ class FusionModel(nn.Module):
     """
 
     def __init__(self, text_encoder_module: nn.Module, image_encoder_module: nn.Module,
-                 fusion: FusionClassifier) -> None:
+                 fusion: FusionClassifier, with_embedding: bool = False) -> None:
         super().__init__()
+        self.with_embedding = with_embedding
         self.text_encoder = text_encoder_module
         self.image_encoder = image_encoder_module
         self.fusion = fusion
@@ -120,4 +123,6 @@ class FusionModel(nn.Module):
         index = torch.where(present, before, torch.full_like(before, 0) + feats.shape[0])
         image_emb = table.index_select(0, index)
         logits, gates = self.fusion(text_emb, image_emb, has_image, has_text, return_gates=True)
+        if self.with_embedding:
+            return torch.softmax(logits, dim=-1), gates, text_emb
         return torch.softmax(logits, dim=-1), gates

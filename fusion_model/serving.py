@@ -47,11 +47,75 @@ def gather(requests: Sequence, get_input: Callable) -> tuple[list[str], list[byt
     return texts, images, sizes
 
 
+def gather_langs(requests: Sequence, get_input: Callable) -> list[str]:
+    """The LANG values of the merged requests, in row order ("*" where a request has none)."""
+    out: list[str] = []
+    for request in requests:
+        n = len(get_input(request, "TEXT").as_numpy().reshape(-1))
+        tensor = get_input(request, "LANG")
+        values = _decode(tensor.as_numpy().reshape(-1)) if tensor is not None else []
+        out.extend(values if len(values) == n else [ANY_LANG] * n)
+    return out
+
+
 def error_column(row_errors: Sequence[str | None]) -> np.ndarray:
     """The ERROR output from ``Batch.row_errors``: ``b""`` or e.g. ``b"image: <why it was dropped>"``
     per row, shape [rows, 1]."""
     return np.array([e.encode("utf-8", "replace") if e else b"" for e in row_errors],
                     dtype=np.object_).reshape(-1, 1)
+
+
+# The graph's extra output (``FusionModel(with_embedding=True)``): the L2-normalised text embedding
+# [batch, Dt] the head already computes, so stories get it without a second inference
+# (docs/design.md, "Stories"). Served as EMBEDDING, float16: half the bytes, ample for cosine.
+EMBEDDING_OUTPUT = "text_emb"
+TEXT_USED_BIT = 1  # bit of the MODALITIES column (as workers.scoring.TEXT_USED)
+# Per-language means of the training texts' embeddings (artifact file). The served EMBEDDING is the
+# text's embedding minus its language's mean, normalised again: e5 vectors carry a strong language
+# component (same event in two languages ~0.87 cosine, two events in one language ~0.85); taking it
+# out is what lets one story span languages (measured: docs/design.md "Stories").
+CENTERS_FILE = "embedding_centers.json"
+ANY_LANG = "*"  # the mean over all languages: for a language the corpus lacks, or "und"
+
+
+def embedding_centers(embeddings: np.ndarray, langs: Sequence[str]) -> dict[str, list[float]]:
+    """Mean embedding per language and over all (``*``)."""
+    langs = np.asarray(list(langs))
+    out = {lang: embeddings[langs == lang].mean(axis=0).astype(float).tolist() for lang in sorted(set(langs))}
+    out[ANY_LANG] = embeddings.mean(axis=0).astype(float).tolist()
+    return out
+
+
+def write_centers(path, centers: Mapping[str, list[float]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(centers, fh)
+
+
+def load_centers(artifact) -> dict[str, np.ndarray] | None:
+    """The artifact's language centers, or None (an artifact built before them)."""
+    try:
+        with open(os.path.join(str(artifact), CENTERS_FILE), encoding="utf-8") as fh:
+            raw = json.load(fh)
+    except FileNotFoundError:
+        return None
+    return {lang: np.asarray(v, dtype=np.float32) for lang, v in raw.items()}
+
+
+def embedding_column(embeddings: np.ndarray, modalities: np.ndarray, langs: Sequence[str] | None = None,
+                     centers: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """The EMBEDDING output: float16 [rows, Dt], each row minus its language's center (when the
+    artifact has centers) and L2-normalised; zeros in rows whose text was not used (no text, or
+    dropped): a client reads an all-zero row as "no embedding"."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if centers:
+        fallback = centers.get(ANY_LANG, np.zeros(emb.shape[1], np.float32))
+        emb = emb - np.stack([centers.get(lang, fallback) for lang in (langs or [ANY_LANG] * len(emb))])
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 1e-6)
+    used = (np.asarray(modalities).reshape(-1) & TEXT_USED_BIT) > 0
+    out = np.zeros(emb.shape, dtype=np.float16)
+    out[used] = emb[used]
+    return out
 
 
 def model_parameters(args: Mapping) -> dict[str, str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from contracts.keys import RedisKeys
+from contracts.schema import ALL_LANGS
 
 from workers.alerting.lifecycle import AlertLifecycle, Observation
 from workers.alerting.model import AlertInstance, clean_labels, fingerprint
@@ -33,10 +34,30 @@ class WindowVerdict:
     verdict: Any  # workers.detectors.base.Verdict
     stage: str = STAGE_OPEN
     samples: tuple[str, ...] = ()
+    stories: tuple[dict, ...] = ()  # workers.alerting.story_notes.story_annotation: the stories behind it
 
     def observations(self) -> list[Observation]:
         return observations_for(self.topic, self.lang, self.size_s, float(self.start), self.verdict,
-                                samples=self.samples, extra_labels={"stage": self.stage})
+                                samples=self.samples, extra_labels={"stage": self.stage}, stories=self.stories)
+
+
+@dataclass(frozen=True)
+class StoryVerdict:
+    """``story_burst``'s verdict on a topic's stories touched by one batch: one alert per topic
+    (labels topic, language=all, detector, window = the rate's time constant, stage=open; the story
+    ids only in the annotations, so the label set stays bounded)."""
+
+    topic: str
+    rate_tau_s: int
+    start: float  # the bursting story's first event (or the batch's latest story event when calm)
+    verdict: Any
+    stories: tuple[dict, ...] = ()
+    samples: tuple[str, ...] = ()  # the bursting story's representative event ids
+
+    def observations(self) -> list[Observation]:
+        return observations_for(self.topic, ALL_LANGS, self.rate_tau_s, float(self.start), self.verdict,
+                                samples=self.samples, extra_labels={"stage": STAGE_OPEN},
+                                stories=self.stories)
 
 
 async def observe_in_order(lifecycle: AlertLifecycle, observations: Sequence[Observation],

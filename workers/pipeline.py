@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from time import perf_counter
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Sequence
@@ -17,6 +18,8 @@ from workers.alerts import STAGE_OPEN, AlertEvaluator, WindowVerdict
 from workers.detectors.base import Detector
 from workers.images import ImageFetcher
 from workers.scoring import ScoreInput, ScoreOutput, Scorer, ScoringFailed
+from workers.stories import StoryItem
+from workers.story_stage import StoryStage, series_stories
 from workers.isolation import bisect
 from workers.language import LanguageIdentifier
 from workers.lifetimes import TopicLifetimes
@@ -43,11 +46,16 @@ class BatchResult:
     closed: list[ClosedWindow] = field(default_factory=list)
     late: list[Scored] = field(default_factory=list)  # scored, but older than the watermark allows
     outbox: int = 0  # closed windows waiting to be sent to the detection stage
+    # seconds per stage of the batch (validate, images, language, score, windows, stories, detect; the
+    # stream adds produce): one perf_counter per stage, never per event
+    timings: dict[str, float] = field(default_factory=dict)
 
     def merge(self, other: "BatchResult") -> None:
         for name in ("scored", "dead", "alerts", "windows", "closed", "late"):
             getattr(self, name).extend(getattr(other, name))
         self.outbox = max(self.outbox, other.outbox)
+        for stage, took in other.timings.items():
+            self.timings[stage] = self.timings.get(stage, 0.0) + took
 
 
 class BatchProcessor:
@@ -62,6 +70,7 @@ class BatchProcessor:
         max_series: int = 100_000,
         images: ImageFetcher | None = None,
         lifetimes: TopicLifetimes | None = None,
+        stories: StoryStage | None = None,
     ) -> None:
         if validator.limits.fetch_image_urls and images is None:
             raise ValueError("the validator accepts events with only an image_url, but no ImageFetcher fetches them")
@@ -73,6 +82,7 @@ class BatchProcessor:
         self.windows = windows
         self.detectors = list(detectors)
         self.alerts = alerts
+        self.stories = stories  # None: no story stage (disabled); it also skips batches without embeddings
         # newest window start seen per (topic, lang): a straggler for an older, still open window
         # must not judge (and so resolve) an alert about the newer one
         self._newest: OrderedDict[tuple[str, str], int] = OrderedDict()
@@ -104,25 +114,36 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         result = BatchResult()
+        timings = result.timings
+        t0 = perf_counter()
         events: list[tuple[Event, RawRecord]] = []
+        validate = self.validator.validate
         for rec in records:
-            checked = self.validator.validate(rec.value, rec.origin)
+            checked = validate(rec.value, rec.origin)
             if isinstance(checked, Event):
                 events.append((checked, rec))
             else:
                 result.dead.append(checked)
+        timings["validate"] = perf_counter() - t0
         if not events:
             return result
+        t0 = perf_counter()
         images, image_errors = await self._images(events, result)
+        timings["images"] = perf_counter() - t0
         if not events:
             return result
 
+        t0 = perf_counter()
         langs = self._languages([e for e, _ in events])
+        timings["language"] = perf_counter() - t0
+        t0 = perf_counter()
         inputs = [ScoreInput(e.text, image, lang) for (e, _), image, lang in zip(events, images, langs)]
         outputs = await self._score(inputs)
         outputs = self._without_bad_fetched_images(events, inputs, outputs, image_errors)
         now = time.time()
+        model_id = self.scorer.model_id
         origins: list[Origin] = []
+        embedded: list[tuple[int, Event, object]] = []  # (scored index, event, embedding) for the story stage
         for (e, rec), lang, out, image_error in zip(events, langs, outputs, image_errors):
             if out.error is not None:  # e.g. an undecodable image: this event only, not the batch
                 if out.error.startswith("text:"):  # the model could not read the text (row error)
@@ -133,33 +154,48 @@ class BatchProcessor:
                                                        [{"loc": loc, "msg": out.error}], e.id))
                 continue
             origins.append(rec.origin)
+            if out.embedding is not None:
+                embedded.append((len(result.scored), e, out.embedding))
             p = out.probabilities
-            # model_construct: every value is ours and already typed; validation would cost ~15 us
-            result.scored.append(
-                Scored.model_construct(
-                    id=e.id,
-                    topic=e.topic,
-                    source=e.source,
-                    lang=lang,
-                    lang_detected=e.lang is None,
-                    label=out.label,
-                    probabilities=p,
-                    sentiment=p["positive"] - p["negative"],
-                    modalities=out.modalities,
-                    image_error=image_error,
-                    model=self.scorer.model_id,
-                    ts=e.ts,
-                    scored_at=now,
-                )
-            )
+            # every value is ours and already typed: no validation (~15 us), not even model_construct's
+            # per-field loop (~4 us; scored_model builds the same object in ~1 us)
+            result.scored.append(scored_model({
+                "id": e.id,
+                "topic": e.topic,
+                "source": e.source,
+                "lang": lang,
+                "lang_detected": e.lang is None,
+                "label": out.label,
+                "probabilities": p,
+                "sentiment": p["positive"] - p["negative"],
+                "modalities": out.modalities,
+                "image_error": image_error,
+                "model": model_id,
+                "ts": e.ts,
+                "scored_at": now,
+                "story": None,
+            }))
 
-        applied = await self._apply_windows(result.scored, origins)
+        timings["score"] = perf_counter() - t0
+        t0 = perf_counter()
+        positions, known = await self._positions(origins)
+        applied = await self.windows.apply_batch(result.scored, positions)
+        timings["windows"] = perf_counter() - t0
+        views: dict[tuple[str, str], dict] = {}
+        if self.stories is not None and embedded:
+            t0 = perf_counter()
+            views = await self._assign_stories(result.scored, embedded, positions)
+            timings["stories"] = perf_counter() - t0
+        if self.lifetimes is not None:
+            self.lifetimes.applied(known)
+        t0 = perf_counter()
         result.windows = applied.open
         result.closed = applied.closed
         result.late = [result.scored[i] for i in applied.late]
         result.outbox = applied.outbox
         verdicts = []
         samples: dict[tuple[str, str], list[str]] | None = None
+        behind: dict[tuple[str, str], tuple[dict, ...]] | None = None  # the stories behind each series
         for w in self._current(result.windows):
             for det in self.detectors:
                 verdict = det.check(w)
@@ -171,25 +207,47 @@ class BatchProcessor:
                         for key in ((s.topic, s.lang), (s.topic, ALL_LANGS)):
                             if len(samples[key]) < 3:
                                 samples[key].append(s.id)
+                    behind = series_stories(views, ((s.topic, s.lang, s.story) for s in result.scored
+                                                    if s.story is not None), ALL_LANGS) if views else {}
                 verdicts.append(WindowVerdict(
                     w.topic, w.lang, w.size_s, w.start, verdict, STAGE_OPEN,
                     tuple(samples.get((w.topic, w.lang), ())) if verdict.anomalous and samples else (),
+                    behind.get((w.topic, w.lang), ()) if verdict.anomalous and behind else (),
                 ))
+        if views:
+            verdicts.extend(self.stories.bursts(views))
         result.alerts = await self.alerts.evaluate(verdicts)
+        timings["detect"] = perf_counter() - t0
         return result
 
-    async def _apply_windows(self, scored: list[Scored], origins: list[Origin]):
+    async def _positions(self, origins: list[Origin]):
+        """Each event's idempotency key for the windows and the stories (its place in Kafka, by the
+        topic's lifetime when known), and the offsets to mark applied once both stages are done."""
         if self.lifetimes is None:
-            return await self.windows.apply_batch(scored, [_position(o) for o in origins])
+            return [_position(o) for o in origins], []
         known = [(o.topic, o.partition, o.offset) for o in origins if o.topic is not None
                  and o.partition is not None and o.offset is not None]
         if self.lifetimes.went_back(known):  # a redelivery, or a topic that started over: ask the broker
             await self.lifetimes.refresh({t for t, _, _ in known})
         positions = [None if o.topic is None or o.partition is None or o.offset is None
                      else (self.lifetimes.source(o.topic, o.partition), o.offset) for o in origins]
-        applied = await self.windows.apply_batch(scored, positions)
-        self.lifetimes.applied(known)
-        return applied
+        return positions, known
+
+    async def _assign_stories(self, scored: list[Scored], embedded: list[tuple[int, Event, object]],
+                              positions: list) -> dict[tuple[str, str], dict]:
+        """One ``assign`` for the batch's embedded events; sets each one's ``story``; returns the
+        touched stories' snapshots (for the alerts and story_burst)."""
+        items = []
+        for i, e, emb in embedded:
+            s = scored[i]
+            items.append(StoryItem(s.topic, positions[i], s.id, s.lang, e.text, s.sentiment, emb, s.ts, e.source))
+        ids = await self.stories.assign(items)
+        touched: dict[str, set[str]] = defaultdict(set)
+        for (i, _e, _emb), sid in zip(embedded, ids):
+            if sid is not None:
+                scored[i].__dict__["story"] = sid  # built by scored_model: a plain dict, no validation
+                touched[scored[i].topic].add(sid)
+        return await self.stories.snapshots(touched)
 
     async def _score(self, inputs: list[ScoreInput]) -> list[ScoreOutput]:
         try:
@@ -280,6 +338,20 @@ def event_languages(langid: LanguageIdentifier, events: Sequence[Event]) -> list
     for i, lang in zip(missing, detected):
         langs[i] = lang
     return langs
+
+
+_SCORED_FIELDS = frozenset(Scored.model_fields)
+
+
+def scored_model(values: dict) -> Scored:
+    """``Scored.model_construct(**values)`` for a dict holding every field, already typed: the
+    object pydantic's own construct path builds (tests/workers/test_pipeline_objects.py pins it)."""
+    m = Scored.__new__(Scored)
+    object.__setattr__(m, "__dict__", values)
+    object.__setattr__(m, "__pydantic_fields_set__", set(_SCORED_FIELDS))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m
 
 
 def _position(origin: Origin) -> tuple[str, int] | None:

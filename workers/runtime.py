@@ -24,11 +24,16 @@ from workers.detectors.registry import DetectorConfig
 from workers.outbox import Outbox
 from workers.detectors.volume_spike import VolumeSpike
 from workers.images import ImageFetcher
+from workers.redis_client import async_redis
 from workers.scoring.triton import TritonScorer
 from workers.language import LinguaIdentifier
 from workers.lifetimes import Describe, TopicLifetimes
 from workers.pipeline import BatchProcessor
 from workers.retry import until_available
+from workers.detectors.story_burst import StoryBurst
+from workers.stories.redis_store import RedisStories
+from workers.stories.rules import StoryRules
+from workers.story_stage import StoryStage
 from workers.validate import EventValidator
 from workers.windows import WindowSpec, WindowStore
 
@@ -58,9 +63,9 @@ class PipelineRuntime(mode.Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        self.redis = aioredis.from_url(s.redis_url)
+        self.redis = async_redis(s)  # TLS/ACL from Settings
         await self.redis.ping()
-        self.scorer = TritonScorer(s.triton_url, s.triton_model, timeout_s=s.triton_timeout_s)
+        self.scorer = TritonScorer.from_settings(s)  # TLS from Settings
         await self.add_runtime_dependency(self.scorer)  # started now (waits for Triton), stopped with us
         # lingua loads its models for ~0.5 s: keep it off the event loop
         langid = await asyncio.to_thread(LinguaIdentifier, s.languages)
@@ -79,6 +84,10 @@ class PipelineRuntime(mode.Service):
         if self.describe_topics is not None:
             self.lifetimes = TopicLifetimes(self.redis, s.redis_prefix, self.describe_topics)
             await until_available(lambda: self.lifetimes.refresh([s.topic_events]), "topic ids")
+        stories = None
+        if s.stories_enabled:  # the stage skips batches the model gave no embeddings (the cheap model)
+            rules = StoryRules.from_settings(s)
+            stories = StoryStage(RedisStories(self.redis, s.redis_prefix, rules), StoryBurst, rules.rate_tau_s)
         self.processor = BatchProcessor(
             validator=EventValidator(
                 Limits(max_text_chars=s.max_text_chars, max_image_bytes=s.max_image_bytes,
@@ -96,6 +105,7 @@ class PipelineRuntime(mode.Service):
             alerts=self.alerts,
             images=self.images,
             lifetimes=self.lifetimes,
+            stories=stories,
         )
         config = DetectorConfig.from_file(s.detectors_config) if s.detectors_config else DetectorConfig()
         keys = RedisKeys(s.redis_prefix)

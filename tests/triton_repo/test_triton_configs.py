@@ -35,7 +35,9 @@ def cfg():
 def test_gpu_variant_has_the_cpu_variants_name_and_tensors(cfg):
     assert cfg["gpu"].name == cfg["cpu"].name == "fusion"
     assert io(cfg["gpu"].input) == io(cfg["cpu"].input)
-    assert io(cfg["gpu"].output) == io(cfg["cpu"].output)
+    # EMBEDDING (stories) is served by the CPU variant only so far: clients ask for it when declared
+    assert io(cfg["gpu"].output) == [t for t in io(cfg["cpu"].output) if t[0] != "EMBEDDING"]
+    assert "EMBEDDING" in [t[0] for t in io(cfg["cpu"].output)]
     assert cfg["gpu"].platform == "ensemble"
     assert cfg["gpu"] == cfg["ensemble_cpu"]  # the CPU check serves exactly the GPU ensemble
 

@@ -191,6 +191,10 @@ async def test_batch_end_to_end(runtime):
     assert await proc.windows.topics() == ["AAPL", "TSLA"]
     assert result.alerts == []  # cold start
 
+    # seconds per stage, one timer per stage and batch (the worker's metrics read them)
+    assert set(result.timings) == {"validate", "images", "language", "score", "windows", "stories", "detect"}
+    assert all(0 <= t < 60 for t in result.timings.values())
+
 
 async def test_only_invalid_records(runtime):
     result = await runtime.processor.process([RawRecord(b"nope"), RawRecord(b"[]"), RawRecord(b"{}")])

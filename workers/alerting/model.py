@@ -374,6 +374,10 @@ class WebhookReceiver(_HttpReceiver):
     secret_ref: str | None = Field(
         None, max_length=200, description="where the HMAC secret lives, e.g. 'env:BABELWATCH_HOOK_ACME' (never the secret)"
     )
+    format: Literal["cloudevents", "alertmanager", "slack"] = Field(
+        "cloudevents", description="body: a CloudEvent, Alertmanager's webhook payload, or Slack-compatible "
+                                   "incoming-webhook JSON (Mattermost, Teams); same signing and retries (sinks/webhook.py)"
+    )
 
 
 class AlertmanagerReceiver(_HttpReceiver):

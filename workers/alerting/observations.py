@@ -29,10 +29,12 @@ def alert_labels(topic: str, lang: str, detector: str, window_s: int, severity: 
 
 
 def observations_for(topic: str, lang: str, window_s: int, window_start: float, verdict: Any,
-                     samples: Sequence[str] = (), extra_labels: Mapping[str, str] | None = None) -> list[Observation]:
+                     samples: Sequence[str] = (), extra_labels: Mapping[str, str] | None = None,
+                     stories: Sequence[Mapping[str, Any]] = ()) -> list[Observation]:
     """Observations for one detector verdict (``workers.detectors.base.Verdict``) on one window.
 
     ``samples``: a few sample event ids (or short texts) kept in the annotations.
+    ``stories``: the stories behind it (``workers.alerting.story_notes.story_annotation``), if any.
     ``extra_labels``: more identity labels (the pipeline adds ``stage``: ``open`` for the early alarm
     on a filling window, ``closed`` for the detectors on final windows, so the two never share an alert).
     """
@@ -46,6 +48,8 @@ def observations_for(topic: str, lang: str, window_s: int, window_start: float, 
         "summary": verdict.message,
         "sample_events": list(samples)[:5],
     }
+    if stories:
+        annotations["stories"] = list(stories)[:3]
     return [
         Observation(
             alert_labels(topic, lang, verdict.detector, window_s, sev, extra_labels),

@@ -5,9 +5,11 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from contracts.schema import LABELS
 from fusion_model.bucketing import run_grouped
-from fusion_model.serving import error_column
+from fusion_model.serving import EMBEDDING_OUTPUT, embedding_column, error_column, load_centers
 from workers.scoring import ScoreInput, ScoreOutput, decode_outputs
 
 
@@ -24,6 +26,9 @@ class InProcessScorer:
         self.pre = Preprocessor.from_dir(artifact, limits)  # limits: ImageLimits (None: the defaults)
         # None: all cores (the CLI's default); the speed benchmark pins 1 to match a Triton instance
         self.session = ort_session(artifact / "model.onnx", threads=threads or os.cpu_count() or 1)
+        # the text embedding the head already computes (stories); absent from older artifacts
+        self.fetch = ["probs"] + [o.name for o in self.session.get_outputs() if o.name == EMBEDDING_OUTPUT]
+        self.centers = load_centers(artifact)  # per-language means (None: an artifact built before them)
 
     async def start(self) -> None:
         pass
@@ -38,7 +43,13 @@ class InProcessScorer:
         if not batch:
             return []
         prepared = self.pre([x.text for x in batch], [x.image for x in batch])
-        probs = run_grouped(lambda f: self.session.run(["probs"], f)[0], prepared.feeds)  # as the server does
+        # one call for both outputs, in length groups as the server does
+        outs = run_grouped(lambda f: np.concatenate(self.session.run(self.fetch, f), axis=1), prepared.feeds)
+        probs = outs[:, :len(LABELS)]
         if probs.shape != (len(batch), len(LABELS)):
             raise RuntimeError(f"model returned probs of shape {probs.shape} for {len(batch)} rows")
-        return decode_outputs(probs, prepared.modalities, error_column(prepared.row_errors))
+        embeddings = None
+        if len(self.fetch) > 1:  # as the served model: relative to the language's center, float16
+            embeddings = embedding_column(outs[:, len(LABELS):], prepared.modalities, [x.lang for x in batch],
+                                          self.centers)
+        return decode_outputs(probs, prepared.modalities, error_column(prepared.row_errors), embeddings)

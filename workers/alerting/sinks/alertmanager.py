@@ -19,6 +19,7 @@ from workers.alerting.model import AlertmanagerReceiver, NotificationGroup, rfc3
 from workers.alerting.sinks.base import DeadLetterFn
 from workers.alerting.sinks.delivery import HttpSink
 from workers.alerting.sinks.netguard import AddressGuard
+from workers.alerting.story_notes import render_stories
 
 API_PATH = "/api/v2/alerts"
 
@@ -30,6 +31,11 @@ def alerts_url(base: str) -> str:
 
 def _annotation(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), default=str)
+
+
+def _annotations(annotations: Mapping[str, Any]) -> dict[str, str]:
+    # the stories behind an alert as readable lines (workers.alerting.story_notes)
+    return {k: render_stories(v) if k == "stories" else _annotation(v) for k, v in annotations.items()}
 
 
 def generator_link(base: str, fp: str) -> str:
@@ -51,7 +57,7 @@ def postable_alerts(group: NotificationGroup, now: float, *, generator_url: str 
         ends = a.resolved_at if resolved and a.resolved_at is not None else now + lease
         out.append({
             "labels": labels,
-            "annotations": {k: _annotation(v) for k, v in a.annotations.items()},
+            "annotations": _annotations(a.annotations),
             "startsAt": rfc3339(a.starts_at if a.starts_at is not None else now),
             "endsAt": rfc3339(ends),
             "generatorURL": generator_link(generator_url, a.fingerprint),
