@@ -3,15 +3,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BABELWATCH_", extra="ignore")
+    # also from a .env file in the working directory (the environment wins), and from a secrets
+    # directory (one file per setting, e.g. babelwatch_api_token) named by ``secrets_dir``: get_settings()
+    model_config = SettingsConfigDict(env_prefix="BABELWATCH_", extra="ignore", env_file=".env",
+                                      env_file_encoding="utf-8")
 
     # --- connections -------------------------------------------------------------------------
     broker_url: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap, kafka://host:port[,host:port]")
@@ -36,8 +40,15 @@ class Settings(BaseSettings):
                                             "empty fetches, like Tansu)")
 
     # --- micro-batching ------------------------------------------------------------------------
-    batch_size: int = Field(256, ge=1, le=4096, description="events per micro-batch (bench/RESULTS.md)")
+    batch_size: int = Field(1024, ge=1, le=4096, description="most events per micro-batch: one fetch of the "
+                            "batch source (bench/RESULTS.md)")
     batch_wait_s: float = Field(0.05, gt=0, description="longest wait to fill a batch")
+
+    # --- batch source of the events topic (issue 10: stream/batches.py, babelwatch worker) -----
+    events_group: str = Field("", description="consumer group of the events topic's batch source; "
+                              "default '<app_id>-events' (it starts where the Faust group '<app_id>' committed)")
+    worker_processes: int = Field(1, ge=1, le=64, description="worker processes `babelwatch worker` runs "
+                                  "(one consumer-group member each; the pipeline is CPU-bound)")
 
     # --- language identification -------------------------------------------------------------
     languages: str = Field(
@@ -133,6 +144,26 @@ class Settings(BaseSettings):
     )
     alerting_group: str = Field("", description="the notifier's consumer group; default '<app_id>-notifier'")
 
+    # --- dashboard, CORS, logs, settings sources (issue 13; babelwatch/api, babelwatch/logs.py) ---
+    api_cors_origins: str = Field("", description="origins a browser page may call the API from, comma-separated "
+                                  "(e.g. https://ops.example.com); empty: none (the dashboard at / needs none)")
+    dashboard_samples: int = Field(2000, ge=0, le=100_000, description="recent events `babelwatch notify` keeps "
+                                   "in memory so the dashboard can show the sample events an alert cites (0: off)")
+    log_format: Literal["logfmt", "json"] = Field("logfmt", description="log lines as logfmt or JSON objects")
+    secrets_dir: Path | None = Field(None, description="directory of secret files, one per setting, named like "
+                                     "the variable (babelwatch_api_token); their values are never logged")
+    # the model build and encoder conversion (fusion_model/), read fresh through setting(): they were
+    # read from the environment directly before
+    model_cache: Path | None = Field(None, description="built model artifacts; default ~/.cache/babelwatch/models")
+    data_cache: Path | None = Field(None, description="training-data cache; default ~/.cache/babelwatch/data")
+    encoder_cache: Path | None = Field(None, description="converted encoders; default ~/.cache/babelwatch/encoders")
+    model_keep: int | None = Field(None, ge=1, description="artifacts kept after a build (default 2)")
+    model_threads: int = Field(0, ge=0, description="encoder threads of the model build; 0: min(2, cores)")
+    text_encoder: str | None = Field(None, description="the build's text encoder: multilingual-e5-small (default), "
+                                     "minilm, an HF name or a directory")
+    image_encoder: str | None = Field(None, description="the build's image encoder (default efficientnet-lite0)")
+    text_prefix: str = Field("", description="prefix of every text for a text encoder given by name or directory")
+
     # --- local stack ---------------------------------------------------------------------------
     run_dir: Path = REPO_ROOT / ".run"
     triton_repo: Path = REPO_ROOT / "triton_repo" / "models"
@@ -140,12 +171,112 @@ class Settings(BaseSettings):
                                                "(config.pbtxt), 'gpu' = ensemble with the TensorRT engine, "
                                                "'ensemble_cpu' = that ensemble with onnxruntime for the engine")
 
+    # --- observability (workers/metrics.py, workers/health.py, stream/observe.py, babelwatch status) ----------
+    # the notifier and the API serve /metrics, /live and /ready on the API port; the worker on its own
+    worker_metrics_host: str = Field("127.0.0.1", description="address of the worker's /metrics, /live, /ready")
+    worker_metrics_port: int = Field(9400, ge=0, le=65535, description="first port of the worker's /metrics, /live, "
+                                     "/ready; each worker process takes the first free one of PORT..PORT+"
+                                     "worker_metrics_ports-1 (so --processes N needs no index); 0: no server")
+    worker_metrics_ports: int = Field(8, ge=1, le=256, description="how many ports from worker_metrics_port to try")
+    stall_after_s: float = Field(60.0, gt=0, description="liveness fails when records wait (lag > 0) and no batch "
+                                 "finished for this long; a dependency that is down only makes a process unready")
+    health_check_interval_s: float = Field(5.0, gt=0, description="how often Redis and Triton are checked (readiness, "
+                                           "babelwatch_dependency_up)")
+    metrics_max_topics: int = Field(100, ge=1, le=10_000, description="event topics a metric label keeps verbatim; "
+                                    "later ones are counted as _other (bounded series)")
+
+    # --- secured connections: Kafka, Redis, Triton (issue 12; stream/clients.py, workers/redis_client.py,
+    # workers/scoring/triton.py, deploy/README.md). Passwords are SecretStr (never printed) or read from a
+    # *_file on each connect, as Kubernetes mounts Secrets, so a rotated file needs no new environment.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how every Kafka client (Faust included) reaches the broker")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = Field(None, description="file holding the SASL password (wins)")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle (PEM) for the broker; unset: system CAs")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (PEM) for mTLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client key (PEM) for mTLS")
+    kafka_ssl_check_hostname: bool = Field(True, description="verify the broker's name against its certificate")
+    topic_replication_factor: int = Field(1, ge=1, le=32, description="replicas of every topic babelwatch creates "
+                                          "(3 on a production cluster)")
+    topic_min_insync_replicas: int | None = Field(None, ge=1, le=32, description="min.insync.replicas of the "
+                                                  "topics babelwatch creates (with acks=all; 2 of 3 in production)")
+    redis_username: str | None = Field(None, description="Redis ACL user (else the URL's, else 'default')")
+    redis_password: SecretStr | None = None
+    redis_password_file: Path | None = Field(None, description="file holding the Redis password (wins)")
+    redis_ssl_cafile: Path | None = Field(None, description="CA for a rediss:// URL; unset: system CAs")
+    redis_ssl_certfile: Path | None = Field(None, description="client certificate for Redis mTLS")
+    redis_ssl_keyfile: Path | None = Field(None, description="client key for Redis mTLS")
+    redis_ssl_check_hostname: bool = True
+    triton_ssl: bool = Field(False, description="gRPC over TLS to Triton")
+    triton_ssl_cafile: Path | None = Field(None, description="CA for Triton's certificate; unset: system CAs")
+    triton_ssl_certfile: Path | None = Field(None, description="client certificate for Triton mTLS")
+    triton_ssl_keyfile: Path | None = Field(None, description="client key for Triton mTLS")
+
+    # --- stories: cross-lingual story grouping (issue 14; workers/stories/, docs/design.md "Stories") --
+    # the threshold was tuned on tests/fixtures/stories/stories.jsonl (`babelwatch bench stories`)
+    stories_enabled: bool = Field(True, description="the worker assigns scored events with a text embedding "
+                                  "to stories (and runs story_burst); the cheap model has none, so no stories")
+    story_threshold: float = Field(0.45, gt=-1, lt=1, description="cosine an event needs to the nearest active "
+                                   "story's centroid to join it (else it starts a story)")
+    story_max_active: int = Field(1000, ge=1, le=100_000, description="active stories kept per topic; the "
+                                  "longest quiet one is dropped beyond it")
+    story_quiet_s: float = Field(3600.0, gt=0, description="a story no event joined for this long (event time) "
+                                 "ends; a topic's whole story state expires after this long without writes")
+    story_excerpt_chars: int = Field(280, ge=16, le=4000, description="longest text excerpt of a representative")
+    story_rate_tau_s: float = Field(600.0, gt=0, description="time constant of a story's decayed event rate "
+                                    "(its growth rate, events per minute)")
+
+    @model_validator(mode="after")
+    def _security_is_whole(self) -> "Settings":
+        # a half-configured secure connection fails at start, not at the first record
+        if self.kafka_security_protocol.startswith("SASL") and not (
+                self.kafka_sasl_username and (self.kafka_sasl_password or self.kafka_sasl_password_file)):
+            raise ValueError("kafka_security_protocol SASL_* needs kafka_sasl_username and a password (or _file)")
+        for name in ("kafka", "redis", "triton"):
+            if (getattr(self, f"{name}_ssl_certfile") is None) != (getattr(self, f"{name}_ssl_keyfile") is None):
+                raise ValueError(f"{name}_ssl_certfile and {name}_ssl_keyfile go together (mTLS)")
+        if self.topic_min_insync_replicas and self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError("topic_min_insync_replicas cannot exceed topic_replication_factor")
+        return self
+
+    def kafka_password(self) -> str | None:
+        return read_secret(self.kafka_sasl_password, self.kafka_sasl_password_file)
+
+    def redis_secret(self) -> str | None:
+        return read_secret(self.redis_password, self.redis_password_file)
+
     @property
     def bootstrap(self) -> str:
         """host:port list without the ``kafka://`` scheme, as aiokafka and kafka-python want it."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker_url.split(","))
 
 
+def read_secret(value: SecretStr | None, path: Path | None) -> str | None:
+    """A secret from its file (read now: a rotated Secret is picked up at the next connect) or its
+    value; surrounding whitespace dropped (files usually end in a newline). Never logged."""
+    if path is not None:
+        return path.read_text(encoding="utf-8").strip()
+    return value.get_secret_value() if value is not None else None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()
+
+
+def setting(name: str, default=None):
+    """One setting read now (environment, .env, secrets directory), not the process's cached copy:
+    for the model build and conversions, which run once and must see the environment as it is."""
+    value = getattr(load_settings(), name)
+    return default if value is None else value
+
+
+def load_settings(**overrides) -> Settings:
+    """The settings from the environment, ``.env`` and, when ``secrets_dir`` is set (by either),
+    that directory (the environment and ``.env`` win over it)."""
+    first = Settings(**overrides)
+    if first.secrets_dir is None:
+        return first
+    return Settings(_secrets_dir=first.secrets_dir, **overrides)

@@ -13,10 +13,11 @@ from babelwatch.cli import build_parser
 # every command, with the arguments it cannot do without
 COMMANDS = {
     ("worker",): [], ("produce",): [], ("tail",): ["events"], ("api",): [], ("notify",): [], ("up",): [],
-    ("demo",): [], ("bench", "pipeline"): [], ("bench", "detectors"): [], ("bench", "model"): [],
-    ("bench", "soak"): [], ("score",): [], ("model", "build"): [], ("subscriptions", "list"): [],
+    ("demo",): [], ("status",): [], ("bench", "pipeline"): [], ("bench", "detectors"): [], ("bench", "model"): [],
+    ("bench", "soak"): [], ("bench", "stories"): [], ("score",): [], ("model", "build"): [], ("subscriptions", "list"): [],
     ("subscriptions", "get"): ["x"], ("subscriptions", "add"): ["-f", "-"], ("subscriptions", "delete"): ["x"],
     ("silences", "list"): [], ("silences", "add"): ["-m", "a=b"], ("silences", "expire"): ["x"],
+    ("config",): [],
 }
 
 
