@@ -18,8 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from babelwatch.api.auth import require_reader
-from babelwatch.api.errors import AUTH, NOT_FOUND, unprocessable
-from workers.windows import WindowSpec
+from babelwatch.api.errors import AUTH, NOT_FOUND
+from babelwatch.api.routes_trends import kept_window
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_PREFIX = "/static/"
@@ -99,15 +99,7 @@ async def overview(
     """Every topic x language series (``*`` = all languages) of one window shape, the stream's
     counters (late, redelivered_skipped, ...) and, where the notifier runs here, dead letters by reason."""
     store = request.app.state.windows
-    if window is None:
-        spec = store.specs[0]
-    else:
-        try:
-            spec = WindowSpec.parse(window)
-        except ValueError as exc:
-            raise unprocessable(("query", "window"), str(exc)) from None
-        if spec not in store.specs:
-            raise HTTPException(404, f"window {window} is not kept; kept: {[s.name for s in store.specs]}")
+    spec = kept_window(store, window)
     pairs = [(t, lang) for t in await store.topics() for lang in await store.langs(t)][:max_series]
     now = time.time()
     rows = await asyncio.gather(*(store.series(t, lang, now, points, spec) for t, lang in pairs))

@@ -53,15 +53,7 @@ async def trends(
                               description="epoch seconds; default now"),
 ) -> Series:
     store = request.app.state.windows
-    if window is None:
-        spec = store.specs[0]
-    else:
-        try:
-            spec = WindowSpec.parse(window)
-        except ValueError as exc:
-            raise unprocessable(("query", "window"), str(exc)) from None
-        if spec not in store.specs:
-            raise HTTPException(404, f"window {window} is not kept; kept: {[s.name for s in store.specs]}")
+    spec = kept_window(store, window)
     rows = await store.series(topic, lang, end if end is not None else time.time(), points, spec)
     out = []
     for start, h in rows:
@@ -71,3 +63,16 @@ async def trends(
             positive=int(h.get("positive", 0)), sentiment_mean=(h.get("sentiment_sum", 0.0) / n) if n else None,
         ))
     return Series(topic=topic, lang=lang, window=spec.name, points=out)
+
+
+def kept_window(store, window: str | None) -> WindowSpec:
+    """The window shape a query names (default: the primary one): 422 if malformed, 404 if not kept."""
+    if window is None:
+        return store.specs[0]
+    try:
+        spec = WindowSpec.parse(window)
+    except ValueError as exc:
+        raise unprocessable(("query", "window"), str(exc)) from None
+    if spec not in store.specs:
+        raise HTTPException(404, f"window {window} is not kept; kept: {[s.name for s in store.specs]}")
+    return spec
