@@ -73,6 +73,9 @@ class BatchSource(mode.Service):
         self._pending: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._committed: dict[TopicPartition, int] = {}
+        # where a partition with no commit yet was first read from: its lag's base (0 would count
+        # records that retention already deleted, a lag that never drains: a false "stalled")
+        self._first_fetched: dict[TopicPartition, int] = {}
         self._legacy: dict[TopicPartition, int | None] = {}  # the legacy group's commits (None: none)
         self._step: asyncio.Future | None = None
         self._revoking = False
@@ -85,13 +88,16 @@ class BatchSource(mode.Service):
     def lag(self) -> dict[tuple[str, int], int]:
         """Per assigned partition: the fetch high-water aiokafka last saw minus the committed offset
         (Tansu's ListOffsets(LATEST) is unreliable, shared NOTES). Partitions not fetched yet are
-        left out."""
+        left out, and so are partitions with no commit that nothing was read from yet."""
         out = {}
         for tp in self.assigned():
             hw = self.consumer.highwater(tp)
             if hw is None:
                 continue
-            out[(tp.topic, tp.partition)] = max(0, hw - self._committed.get(tp, 0))
+            base = self._committed.get(tp, self._first_fetched.get(tp))
+            if base is None:  # no commit and nothing read yet: unknown, not blamed
+                continue
+            out[(tp.topic, tp.partition)] = max(0, hw - base)
         return out
 
     # -------------------------------------------------------------------------------- lifecycle
@@ -145,6 +151,8 @@ class BatchSource(mode.Service):
             for tp, msgs in fetched.items():
                 topic, partition = tp.topic, tp.partition
                 batch += [RawRecord(m.value or b"", Origin(topic, partition, m.offset)) for m in msgs]
+                if tp not in self._committed:
+                    self._first_fetched.setdefault(tp, msgs[0].offset)
                 ends[tp] = msgs[-1].offset + 1
             # no await between the fetch and this: a revoke always sees the batch it must settle
             self._step = asyncio.ensure_future(self._handle(batch, ends))
@@ -196,6 +204,7 @@ class BatchSource(mode.Service):
         await self._commit()  # the group is still ours until the join: what finished counts
         for tp in revoked:
             self._committed.pop(tp, None)
+            self._first_fetched.pop(tp, None)
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         # A revoke is always followed by an assignment, whose fresh positions (from the commits)
@@ -225,6 +234,8 @@ class BatchSource(mode.Service):
                 self._committed[tp] = committed
             else:
                 fresh.append(tp)
+        if fresh:
+            await self._log_starts(fresh)
         if not fresh or not self.legacy_group:
             return
         # asked once per partition and process: the legacy group no longer commits, and a lookup
@@ -244,6 +255,18 @@ class BatchSource(mode.Service):
                 log.info("%s starts at offset %d, committed by group %s", tp, offset, self.legacy_group)
                 self.consumer.seek(tp, offset)
                 self._committed[tp] = offset
+
+
+    async def _log_starts(self, tps: list[TopicPartition]) -> None:
+        """Where uncommitted partitions begin (their lag's base until the first commit): the log
+        start, not 0, so records that retention deleted do not count as a lag that never drains."""
+        try:
+            starts = await self.consumer.beginning_offsets(tps)
+        except Exception as exc:  # the base is then the first offset read (see lag())
+            log.warning("log start offsets not read: %s", exc)
+            return
+        for tp, offset in starts.items():
+            self._first_fetched.setdefault(tp, offset)
 
 
 async def legacy_offsets(settings: Settings, group: str, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:

@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 
 REDACTED = "**********"
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@/\s]+)(?=@)", re.IGNORECASE)
+# the password runs to the LAST "@" before the host: "redis://u:p@ss@host" hides "p@ss", not "p"
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^/\s]+)(?=@[^@/\s]*(?:[/?#\s]|$))",
+                           re.IGNORECASE)
 
 
 def register(sub) -> None:

@@ -28,6 +28,7 @@ from contracts.keys import RedisKeys
 from contracts.settings import Settings
 from workers.alerting.story_notes import render_stories
 from stream import clients
+from babelwatch.cli.config import redact_value
 
 log = logging.getLogger("babelwatch.demo")
 
@@ -103,7 +104,7 @@ def up(settings: Settings, with_worker: bool = True, api_port: int | None = None
                 f"\nbabelwatch is up. Dashboard: {notifier.url}/ (it asks for the API token once)\n"
                 "In another shell:\n"
                 f"  export BABELWATCH_BROKER_URL=kafka://{stack.bootstrap}\n"
-                f"  export BABELWATCH_REDIS_URL={stack.redis_url}\n"
+                f"  export BABELWATCH_REDIS_URL={redact_value(stack.redis_url)}\n"
                 f"  export BABELWATCH_TRITON_URL={stack.triton_grpc_url}\n"
                 "  babelwatch produce            # the sample stream\n"
                 "  babelwatch tail alerts\n"

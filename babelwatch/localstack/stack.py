@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 from .broker import TansuBroker
 from .redis_server import RedisServer
 from .triton import TritonServer
+from babelwatch.cli.config import redact_value  # a password in the Redis URL never reaches the log
 
 log = logging.getLogger("babelwatch.localstack")
 
@@ -90,7 +91,7 @@ class LocalStack:
             self.stop()
             raise
         log.info("localstack: up in %.2fs (kafka %s, redis %s, triton %s)",
-                 time.monotonic() - t0, self.bootstrap, self.redis_url, self.triton_grpc_url)
+                 time.monotonic() - t0, self.bootstrap, redact_value(self.redis_url), self.triton_grpc_url)
         return self
 
     def stop(self) -> None:

@@ -82,7 +82,9 @@ def test_worker_processes_share_the_stream_and_stop_on_sigterm(world, tmp_path):
         assert not [c for c in children if Path(f"/proc/{c}").exists()], "a worker process outlived its supervisor"
         assert got == expected
     finally:
-        if sup.poll() is None:
+        if sup.poll() is None:  # find the children even when the wait above timed out
+            children += [int(p) for p in subprocess.run(["pgrep", "-P", str(sup.pid)], capture_output=True,
+                                                        text=True).stdout.split() if int(p) not in children]
             os.killpg(sup.pid, signal.SIGKILL)
             sup.wait(5)
         for pid in children:  # each in its own session: not reached by the group kill above

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
+from lingua import Language
 
 MIN_WORD_CHARS = 2  # letters or digits (any script) a text needs: emoji-only or empty -> no story
 _SCAN_CHARS = 2000  # enough of a (possibly 100k-char) text to decide that
@@ -27,14 +27,15 @@ class StoryItem:
     link: str = ""  # the event's URL or its source ("news", "social", ...)
 
 
-_LANG = re.compile(r"[a-z]{2,8}")
+# the languages stories keep apart (each has its own running centre in Redis): those the worker's
+# identifier knows; any other tag an event carries counts as "und", so hostile tags cannot grow them
+KNOWN_LANGS = frozenset(lang.iso_code_639_1.name.lower() for lang in Language.all())
 
 
 def lang_key(lang) -> str:
-    """The language as stories count it: a lowercase primary subtag, else ``und`` (a hostile value
-    never reaches a Redis field name)."""
+    """The language as stories count it: a known lowercase primary subtag, else ``und``."""
     primary = str(lang or "").split("-", 1)[0].lower()
-    return primary if _LANG.fullmatch(primary) else "und"
+    return primary if primary in KNOWN_LANGS else "und"
 
 
 def normalized(item: StoryItem) -> StoryItem:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Sequence
 
@@ -37,12 +37,15 @@ class _Copy:
 
 
 class RedisStories:
-    def __init__(self, redis, prefix: str = "bw", rules: StoryRules | None = None) -> None:
+    def __init__(self, redis, prefix: str = "bw", rules: StoryRules | None = None, max_topics: int = 1000) -> None:
         self.redis = redis  # redis.asyncio.Redis, decode_responses=False (sums are bytes)
         self.keys = RedisKeys(prefix)
         self.rules = rules or StoryRules()
         self.centers = LanguageCenters(self.rules.dim)  # the worker's copy of the running centers
-        self._copies: dict[str, _Copy] = {}
+        # the worker's copies, least recently used first: topics are free-form, so the copies are
+        # capped (a dropped copy is reloaded from Redis on the topic's next batch)
+        self._copies: OrderedDict[str, _Copy] = OrderedDict()
+        self.max_topics = max_topics
         self._script = redis.register_script(_SCRIPT)
         self.skipped_total = 0  # redelivered events already applied
 
@@ -70,7 +73,10 @@ class RedisStories:
         copy = self._copies.get(topic)
         if copy is None:
             copy = self._copies[topic] = _Copy(topic, self.rules)
+            while len(self._copies) > self.max_topics:
+                self._copies.popitem(last=False)
             await self._load(copy)
+        self._copies.move_to_end(topic)
         wall = time.time()
         book = copy.book
         r = self.rules

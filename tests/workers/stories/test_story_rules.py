@@ -182,3 +182,13 @@ def test_centering_a_batch_equals_one_by_one():
     for a, b in zip(expected, got):
         np.testing.assert_allclose(a, b, atol=1e-12)
     assert one.counts == many.counts
+
+
+def test_language_keys_are_bounded_whatever_tags_events_carry():
+    from workers.stories.items import KNOWN_LANGS, lang_key
+
+    assert lang_key("EN-us") == "en" and lang_key("ja") == "ja"
+    assert lang_key("klingon") == "und" and lang_key("xx") == "und" and lang_key(None) == "und"
+    assert lang_key("en\x00:centers") == "und"
+    hostile = {lang_key("".join(chr(97 + (i * 7 + j) % 26) for j in range(2 + i % 7))) for i in range(10_000)}
+    assert hostile <= KNOWN_LANGS | {"und"}  # 10k distinct tags: no new keys beyond the known ones

@@ -213,3 +213,15 @@ async def test_a_worker_whose_copy_outlived_the_topic_state_starts_over(redis_pr
     assert None not in later and set(later).isdisjoint(first) and len(set(later)) == 1
     (story,) = await store.stories("TSLA")
     assert story["count"] == 4
+
+
+async def test_topic_copies_are_capped_and_a_dropped_copy_reloads_with_the_same_stories(redis_prefix):
+    """Topics are free-form: the worker keeps at most ``max_topics`` copies; a topic whose copy was
+    dropped reloads it from Redis and goes on with the same stories as an uncapped worker."""
+    r, prefix = redis_prefix
+    items = stream(n_events=120, topics=("TSLA", "AAPL", "BTC", "XOM"))
+    capped = RedisStories(r, prefix, StoryRules(), max_topics=2)
+    got = await run_batches(capped, items)
+    assert len(capped._copies) <= 2
+    expected = await run_batches(InMemoryStories(StoryRules()), items)
+    assert partition(got) == partition(expected)
