@@ -88,6 +88,8 @@ def test_overview_reads_the_windows(srv):
         assert len(en) == 5 and en[-1] == {"start": now, "count": 4, "sentiment_mean": -0.5}
         assert en[-3] == {"start": now - 120, "count": 1, "sentiment_mean": 1.0}
         assert en[-2]["count"] == 0 and en[-2]["sentiment_mean"] is None
+        one = c.get("/v1/overview", params={"points": 2, "max_series": 1}).json()
+        assert len(one["series"]) == 1  # capped
         assert c.get("/v1/overview", params={"window": "7"}).status_code == 404
         assert c.get("/v1/overview", params={"window": "abc"}).status_code == 422
         assert c.get("/v1/overview", params={"points": 100000}).status_code == 422
