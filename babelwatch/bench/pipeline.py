@@ -37,6 +37,7 @@ from typing import Awaitable, Callable, Sequence, TypeVar
 
 import orjson
 
+from babelwatch.cli.progress import counter
 from contracts.settings import Settings
 from stream import clients
 from workers.alerting.tasks import cancel
@@ -683,20 +684,27 @@ def without_lang(templates: Sequence[dict]) -> list[dict]:
 
 
 async def _phases(bench: Bench, n_events: int, n_real: int) -> tuple[list[PhaseResult], LatencyResult]:
-    results = [await bench.raw(n_events)]
-    results.append(await bench.pipeline("cheap", "(b) pipeline, model cheap", "cheap", n_events,
-                                        with_lang(bench.templates)))
-    results.append(await bench.pipeline("nolang", "(b-) same, events without lang", "cheap", n_events,
-                                        without_lang(bench.templates)))
-    results.append(await bench.scaled("cheap2", "(b2) 2 workers, model cheap", "cheap", n_events, workers=2,
-                                      templates=with_lang(bench.templates)))
-    try:
-        results.append(await bench.pipeline("fusion", "(c) pipeline, model fusion", "fusion", n_real))
-    except RuntimeError as exc:  # the real model's own trouble must not cost the cheap-model figures
-        log.error("phase (c) failed, left out of the report: %s", str(exc).splitlines()[0])
-    rate = 0.5 * results[1].rate  # half of (b)'s rate
-    n_lat = int(min(4000, max(500, rate * 4)))  # at least 500 events, about 4 s of pacing
-    lat = await bench.latency(rate, n_lat)
+    with counter("bench pipeline: phases (a) (b) (b-) (b2) (c) (d)", total=6) as done:
+        results = [await bench.raw(n_events)]
+        done(1)
+        results.append(await bench.pipeline("cheap", "(b) pipeline, model cheap", "cheap", n_events,
+                                            with_lang(bench.templates)))
+        done(2)
+        results.append(await bench.pipeline("nolang", "(b-) same, events without lang", "cheap", n_events,
+                                            without_lang(bench.templates)))
+        done(3)
+        results.append(await bench.scaled("cheap2", "(b2) 2 workers, model cheap", "cheap", n_events, workers=2,
+                                          templates=with_lang(bench.templates)))
+        done(4)
+        try:
+            results.append(await bench.pipeline("fusion", "(c) pipeline, model fusion", "fusion", n_real))
+        except RuntimeError as exc:  # the real model's own trouble must not cost the cheap-model figures
+            log.error("phase (c) failed, left out of the report: %s", str(exc).splitlines()[0])
+        done(5)
+        rate = 0.5 * results[1].rate  # half of (b)'s rate
+        n_lat = int(min(4000, max(500, rate * 4)))  # at least 500 events, about 4 s of pacing
+        lat = await bench.latency(rate, n_lat)
+        done(6)
     return results, lat
 
 
