@@ -132,7 +132,8 @@ def instances(repo: Path) -> int:
     return sum(g.count for g in cfg.instance_group) or 1
 
 
-def run(settings, batch_sizes: Sequence[int] = (1, 32), seconds: float = 10.0, concurrency: int = 0) -> int:
+def run(settings, batch_sizes: Sequence[int] = (1, 32), seconds: float = 10.0, concurrency: int = 0,
+        as_json: bool = False) -> int:
     from babelwatch.bench.pipeline import loadavg
     from babelwatch.localstack.triton import TritonServer
 
@@ -143,6 +144,13 @@ def run(settings, batch_sizes: Sequence[int] = (1, 32), seconds: float = 10.0, c
     load_before = loadavg()
     with TritonServer(settings.triton_repo, load_models=["fusion"]) as server:
         results = asyncio.run(_run(server.grpc_url, artifact, batch_sizes, seconds, concurrency))
+    if as_json:
+        base = {m.batch: m.rows_per_s for m in results if m.side == "in-process"}
+        print(json.dumps({"model": artifact.name, "triton_instances": instances(settings.triton_repo),
+                          "seconds": seconds, "load_before": load_before, "load_after": loadavg(),
+                          "results": [{**asdict(m), "vs_in_process": round(m.rows_per_s / base[m.batch], 4)
+                                       if base.get(m.batch) else None} for m in results]}))
+        return 0
     print(f"fusion model {artifact.name}: Triton (CPU variant, {instances(settings.triton_repo)} instance(s), 1 thread "
           f"each) vs onnxruntime in-process "
           f"(1 thread), same inputs (demo stream, {sum(1 for x in sample_inputs() if x.image)} of "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
 import sys
@@ -358,8 +359,27 @@ def report(samples: list[SoakSample], warmup: float, n_events: int, notifier: bo
     return "\n".join(lines) + "\n", ok
 
 
+def report_json(samples: list[SoakSample], warmup: float, n_events: int) -> dict:
+    """The report's figures as data (``babelwatch bench soak --json``)."""
+    components = {}
+    for c in COMPONENTS:
+        pts = [(s.scored, s.rss.get(c, 0)) for s in samples if s.rss.get(c)]
+        tr = rss_trend(pts, warmup) if pts else None
+        components[c] = None if not pts else {
+            "first_mib": round(pts[0][1] / MIB, 2), "peak_mib": round(max(y for _, y in pts) / MIB, 2),
+            "after_warmup_mib": None if tr is None else round(tr.first_bytes / MIB, 2),
+            "last_mib": None if tr is None else round(tr.last_bytes / MIB, 2),
+            "mib_per_100k_events": None if tr is None else round(tr.mib_per_100k, 3),
+            "growth_pct": None if tr is None else round(tr.growth_pct, 3)}
+    growths = [v["growth_pct"] for v in components.values() if v is not None]
+    return {"events": n_events, "scored": samples[-1].scored if samples else 0,
+            "seconds": round(samples[-1].t, 1) if samples else 0, "warmup": warmup, "goal_growth_pct": GOAL_GROWTH_PCT,
+            "met": bool(growths) and all(g is not None and g < GOAL_GROWTH_PCT for g in growths),
+            "components": components}
+
+
 def run(settings, n_events: int = 1_000_000, interval_s: float = 10.0, warmup: float = 0.2, backlog: int = 20_000,
-        notifier: bool = True, strict: bool = False, alerts: bool = True) -> int:
+        notifier: bool = True, strict: bool = False, alerts: bool = True, as_json: bool = False) -> int:
     from babelwatch.bench.pipeline import run_on_local_stack
 
     if n_events < 1000 or not 0 <= warmup < 1 or interval_s <= 0 or backlog < 1000:
@@ -367,10 +387,16 @@ def run(settings, n_events: int = 1_000_000, interval_s: float = 10.0, warmup: f
         return 2
     t_all = time.monotonic()
     rc, got, run_dir = run_on_local_stack(
-        settings, "soak", ("cheap",), lambda bench: soak_stream(bench, n_events, interval_s, backlog, notifier, alerts))
+        settings, "soak", ("cheap",), lambda bench: soak_stream(bench, n_events, interval_s, backlog, notifier, alerts,
+                                                        out=sys.stderr if as_json else sys.stdout))
     if rc:
         return rc
     samples, n_alerts = got
+    if as_json:
+        data = {**report_json(samples, warmup, n_events), "alerts": n_alerts if alerts else None,
+                "wall_s": round(time.monotonic() - t_all, 1), "logs": str(run_dir)}
+        sys.stdout.write(json.dumps(data) + "\n")
+        return 1 if strict and not data["met"] else 0
     text, ok = report(samples, warmup, n_events, notifier, time.monotonic() - t_all, n_alerts if alerts else None)
     sys.stdout.write(text + f"logs in {run_dir}\n")
     sys.stdout.flush()

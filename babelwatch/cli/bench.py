@@ -21,6 +21,7 @@ def register(sub) -> None:
     b.add_argument("--batch-sizes", default="1,32")
     b.add_argument("--seconds", type=float, default=10.0, help="measuring time per side and batch size")
     b.add_argument("--concurrency", type=int, default=0, help="also run Triton with N requests in flight")
+    b.add_argument("--json", action="store_true", help="the figures as one JSON object")
     b.set_defaults(run=model)
     b = bsub.add_parser("soak", help="a long run through the worker (cheap model): RSS of worker, notifier and "
                                      "Triton at intervals, slope and growth after warm-up")
@@ -32,6 +33,7 @@ def register(sub) -> None:
     b.add_argument("--strict", action="store_true", help="exit 1 when a component grows by 5 %% or more")
     b.add_argument("--no-alerts", action="store_true", help="no periodic burst (by default one topic bursts every "
                                                             "minute on 5-s windows, so alerts fire and resolve)")
+    b.add_argument("--json", action="store_true", help="the figures as one JSON object (samples go to stderr)")
     b.set_defaults(run=soak)
     b = bsub.add_parser("stories", help="story grouping on the labelled multilingual set: B-cubed P/R/F1, "
                                         "cross-lingual merge, held-out halves; --cost: worker CPU per event")
@@ -61,7 +63,7 @@ def model(args, settings) -> int:
     from babelwatch.bench.model import run
 
     return run(settings, batch_sizes=[int(x) for x in args.batch_sizes.split(",")],
-               seconds=args.seconds, concurrency=args.concurrency)
+               seconds=args.seconds, concurrency=args.concurrency, as_json=args.json)
 
 
 def soak(args, settings) -> int:
@@ -69,7 +71,7 @@ def soak(args, settings) -> int:
 
     return run(settings, n_events=args.events, interval_s=args.interval, warmup=args.warmup,
                backlog=args.backlog, notifier=not args.no_notifier, strict=args.strict,
-               alerts=not args.no_alerts)
+               alerts=not args.no_alerts, as_json=args.json)
 
 
 def stories(args, settings) -> int:

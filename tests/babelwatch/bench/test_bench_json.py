@@ -34,3 +34,17 @@ def test_pipeline_report_json_carries_the_table_figures():
     assert b["cpu_us_per_event"]["worker"] == 100.0
     assert data["latency_ms"]["p50"] == 20.0 and data["latency_ms"]["max"] == 30.0
     assert "ratio (b)/(a) = 0.250" in report(results, lat, s, ("0.1", "0.2"))  # the table says the same
+
+
+def test_soak_report_json_has_the_trend_per_component():
+    from babelwatch.bench.soak import MIB, SoakSample, report_json
+
+    samples = [SoakSample(t=float(i), produced=i * 1000, scored=i * 1000,
+                          rss={"worker": int((100 + i * 0.01) * MIB), "triton": int(80 * MIB)}) for i in range(1, 21)]
+    data = report_json(samples, 0.2, 20_000)
+    assert json.loads(json.dumps(data)) == data
+    assert data["scored"] == 20_000 and data["components"]["notifier"] is None
+    w = data["components"]["worker"]
+    assert w["first_mib"] == 100.01 and 0 <= w["growth_pct"] < 1 and data["met"] is True
+    grown = [SoakSample(s.t, s.produced, s.scored, {"worker": int((100 + s.t * 5) * MIB)}) for s in samples]
+    assert report_json(grown, 0.2, 20_000)["met"] is False  # +5 MiB per sample: far past the 5 % goal
