@@ -41,3 +41,20 @@ def infer(url: str, texts: list[str], images: list[bytes], model: str = "fusion"
         inputs.append(x)
     result = client.infer(model, inputs)
     return {k: result.as_numpy(k) for k in ("PROBS", "MODALITIES", "ERROR")}
+
+
+def served_models(tmp_path_factory):
+    """A real tritonserver with the repository's models (fusion and cheap); use as a module-scoped
+    fixture: ``triton = pytest.fixture(scope="module")(served_models)``."""
+    from babelwatch.localstack.triton import SERVED_MODELS, TritonServer
+    from conftest import ensure_model_built
+
+    ensure_model_built()
+    server = TritonServer(model_repository=REPO / "triton_repo" / "models",
+                          run_dir=tmp_path_factory.mktemp("triton"), load_models=SERVED_MODELS)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        assert server.leftover_shm() == []

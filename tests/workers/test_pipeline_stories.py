@@ -11,8 +11,8 @@ from collections import Counter, defaultdict
 
 import orjson
 import pytest
+from bw_triton import served_models
 
-from babelwatch.localstack.triton import SERVED_MODELS, TritonServer
 from contracts.schema import ALL_LANGS
 from contracts.settings import Settings
 from workers.alerting.model import NotificationGroup
@@ -26,7 +26,7 @@ from workers.windows import window_start
 pytestmark = pytest.mark.integration
 
 REPO = bw_paths.REPO
-MODELS = REPO / "triton_repo" / "models"
+triton = pytest.fixture(scope="module")(served_models)  # a real tritonserver per module
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WINDOW = 60
 CORPUS = [orjson.loads(line) for line in (REPO / "fusion_model" / "corpora" / "stories.jsonl").read_bytes().splitlines()
@@ -36,21 +36,6 @@ _OFFSETS = itertools.count(1000)
 
 def story_rows(topic: str, story: str) -> list[dict]:
     return [r for r in CORPUS if r["topic"] == topic and r["story"] == story]
-
-
-@pytest.fixture(scope="module")
-def triton(tmp_path_factory):
-    from conftest import ensure_model_built
-
-    ensure_model_built()
-    server = TritonServer(model_repository=MODELS, run_dir=tmp_path_factory.mktemp("triton"),
-                          load_models=SERVED_MODELS)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        assert server.leftover_shm() == []
 
 
 @pytest.fixture

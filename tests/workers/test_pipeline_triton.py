@@ -18,8 +18,9 @@ import itertools
 
 import orjson
 import pytest
+from bw_triton import served_models
 
-from babelwatch.localstack.triton import SERVED_MODELS, TritonServer
+from babelwatch.localstack.triton import TritonServer
 from contracts.schema import ALL_LANGS, LABELS, UNDETERMINED, DeadLetter
 from contracts.settings import Settings
 from workers.alerts import AlertHistory
@@ -29,7 +30,7 @@ from workers.validate import Origin
 from workers.windows import window_start
 
 REPO = bw_paths.REPO
-MODELS = REPO / "triton_repo" / "models"
+triton = pytest.fixture(scope="module")(served_models)  # a real tritonserver per module
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WINDOW = 60
 PNG_1PX = base64.b64decode(
@@ -41,21 +42,6 @@ POSITIVE_EN = "I love it, absolutely wonderful and great"
 GERMAN = "Das ist ein sehr schöner Tag und ich freue mich darüber sehr."
 FRENCH = "Je suis très content de ce produit, il est vraiment magnifique."
 NEGATIVE_ZH = "这个产品太差了，非常失望"
-
-
-@pytest.fixture(scope="module")
-def triton(tmp_path_factory):
-    from conftest import ensure_model_built
-
-    ensure_model_built()
-    server = TritonServer(model_repository=MODELS, run_dir=tmp_path_factory.mktemp("triton"),
-                          load_models=SERVED_MODELS)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        assert server.leftover_shm() == []
 
 
 @pytest.fixture
