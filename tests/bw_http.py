@@ -96,3 +96,18 @@ class LocalReceiver:
         deadline = time.monotonic() + timeout
         while len(self.requests) < n and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
+
+
+async def local_receivers():
+    """Fixture body: ``make(script)`` starts a :class:`LocalReceiver`; every one started is stopped at
+    teardown. Use as ``name = pytest.fixture(local_receivers)``."""
+    started: list[LocalReceiver] = []
+
+    async def make(script=None) -> LocalReceiver:
+        r = await LocalReceiver(script or [200]).start()
+        started.append(r)
+        return r
+
+    yield make
+    for r in started:
+        await r.stop()

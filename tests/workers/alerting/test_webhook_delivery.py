@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from bw_http import LocalReceiver
+from bw_http import LocalReceiver, local_receivers
 
 from workers.alerting import cloudevents as ce
 from workers.alerting.model import AlertInstance, NotificationGroup, WebhookReceiver
@@ -46,18 +46,7 @@ def hook(url: str, **kw) -> WebhookReceiver:
                                                     "retries": 3, "backoff_s": 0.01, "max_backoff_s": 0.05, **kw})
 
 
-@pytest.fixture
-async def server():
-    started: list[LocalReceiver] = []
-
-    async def make(script=None) -> LocalReceiver:
-        r = await LocalReceiver(script or [200]).start()
-        started.append(r)
-        return r
-
-    yield make
-    for r in started:
-        await r.stop()
+server = pytest.fixture(local_receivers)  # make(script) -> a started LocalReceiver, stopped after
 
 
 @pytest.fixture

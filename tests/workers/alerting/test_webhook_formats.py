@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from bw_http import LocalReceiver
+from bw_http import LocalReceiver, local_receivers
 from pydantic import ValidationError
 
 from workers.alerting.model import AlertInstance, NotificationGroup, Route, WebhookReceiver
@@ -57,18 +57,7 @@ async def deliver(receiver: WebhookReceiver, g: NotificationGroup, guard: Addres
     return dead
 
 
-@pytest.fixture
-async def receiver():
-    started: list[LocalReceiver] = []
-
-    async def make(script=None) -> LocalReceiver:
-        r = await LocalReceiver(script or [200]).start()
-        started.append(r)
-        return r
-
-    yield make
-    for r in started:
-        await r.stop()
+receiver = pytest.fixture(local_receivers)  # make(script) -> a started LocalReceiver, stopped after
 
 
 def signed(req) -> bool:
